@@ -1,1 +1,19 @@
-//! placeholder
+//! The vault's domain: reporter identities, pseudonyms, custodian-approved disclosure and the
+//! access trail, as use cases over port traits.
+//!
+//! This crate knows no HTTP and no SQL. The service crate parses requests into the value
+//! objects of [`values`] and calls one method of [`Vault`]; the storage crate implements the
+//! [`ports`]. Every security-relevant action appends an access-trail event in the same
+//! transaction as the action itself, so an action without its event cannot be committed.
+
+pub mod audit;
+pub mod clock;
+pub mod error;
+pub mod identity;
+pub mod model;
+pub mod ports;
+pub mod values;
+pub mod vault;
+
+pub use error::DomainError;
+pub use vault::{DisclosureConfig, Vault, VaultDeps};

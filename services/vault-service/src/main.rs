@@ -1,1 +1,7 @@
-fn main() {}
+//! `reporter-vault`: see `reporter-vault --help`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    vault_service::cli::main()
+}

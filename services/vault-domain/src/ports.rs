@@ -1,0 +1,209 @@
+//! The ports the domain needs: a transactional store, a key provider and a notifier.
+//! Adapters live elsewhere (`vault-storage` for SQL, the service crate for keys and delivery).
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::audit::{Event, NewEvent};
+use crate::model::{
+    Decision, Disclosure, DisclosureStatus, OutboxMessage, Principal, PseudonymRecord,
+    PseudonymStatus, ReporterRecord,
+};
+
+/// Why the store failed. Stays coarse on purpose: the domain only needs to know whether to
+/// answer 503 or report a conflict.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached, timed out, or refused the write.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness constraint refused the write.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A stored row could not be read back into the model.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// The store: transactions for writes, plain connections for reads.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Begins a write transaction. Writes are serialised per store, so the access trail
+    /// stays linear.
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
+    /// A connection for reads outside a transaction.
+    async fn read(&self) -> Result<Box<dyn Repo>, StoreError>;
+    /// `sqlite` or `postgres`.
+    fn engine(&self) -> &'static str;
+}
+
+/// Queries and writes over one connection (inside or outside a transaction).
+#[async_trait]
+pub trait Repo: Send {
+    /// Number of principals ever created (0 on an empty store).
+    async fn principal_count(&mut self) -> Result<u64, StoreError>;
+    /// Active admins covering a jurisdiction's root.
+    async fn active_admin_count(&mut self) -> Result<u64, StoreError>;
+    /// The principal whose token hashes to `hash` (revoked ones included; callers check).
+    async fn principal_by_token_hash(
+        &mut self,
+        hash: &[u8; 32],
+    ) -> Result<Option<(Principal, [u8; 32])>, StoreError>;
+    /// A principal by id.
+    async fn principal(&mut self, id: &str) -> Result<Option<Principal>, StoreError>;
+    /// Stores a new principal with its token hash.
+    async fn insert_principal(&mut self, p: &Principal, token_hash: &[u8; 32])
+    -> Result<(), StoreError>;
+    /// Marks a principal revoked.
+    async fn revoke_principal(&mut self, id: &str, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// The record whose resident-ID blind index is `index`.
+    async fn reporter_by_blind_index(
+        &mut self,
+        index: &[u8; 32],
+    ) -> Result<Option<ReporterRecord>, StoreError>;
+    /// A record by id.
+    async fn reporter(&mut self, id: &str) -> Result<Option<ReporterRecord>, StoreError>;
+    /// Stores a new record.
+    async fn insert_reporter(&mut self, r: &ReporterRecord) -> Result<(), StoreError>;
+    /// Replaces a record's envelope (re-seal with merged identity).
+    async fn update_reporter_envelope(
+        &mut self,
+        id: &str,
+        envelope: &[u8],
+        kek_version: u32,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// A pseudonym, with `Erased` status if its record was erased.
+    async fn pseudonym(&mut self, p: &str) -> Result<Option<PseudonymRecord>, StoreError>;
+    /// Every pseudonym of a record, oldest first.
+    async fn pseudonyms_of_reporter(
+        &mut self,
+        reporter_id: &str,
+    ) -> Result<Vec<PseudonymRecord>, StoreError>;
+    /// Stores a new pseudonym.
+    async fn insert_pseudonym(&mut self, p: &PseudonymRecord) -> Result<(), StoreError>;
+    /// Changes a pseudonym's status.
+    async fn set_pseudonym_status(
+        &mut self,
+        p: &str,
+        status: PseudonymStatus,
+    ) -> Result<(), StoreError>;
+
+    /// Stores a new disclosure request.
+    async fn insert_disclosure(&mut self, d: &Disclosure) -> Result<(), StoreError>;
+    /// A disclosure with its decisions.
+    async fn disclosure(&mut self, id: &str) -> Result<Option<Disclosure>, StoreError>;
+    /// Records a custodian's decision.
+    async fn insert_decision(&mut self, id: &str, d: &Decision) -> Result<(), StoreError>;
+    /// Moves a disclosure to a new status.
+    async fn update_disclosure_status(
+        &mut self,
+        id: &str,
+        status: DisclosureStatus,
+        approved_at: Option<OffsetDateTime>,
+        opened_at: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError>;
+
+    /// Queues a message for the notifier.
+    async fn insert_message(&mut self, m: &OutboxMessage) -> Result<(), StoreError>;
+    /// Takes a lease on up to `limit` due messages so only one worker delivers each.
+    async fn lease_due_messages(
+        &mut self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError>;
+    /// Marks a message delivered.
+    async fn mark_message_delivered(
+        &mut self,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Schedules another attempt, or gives up when `next` is `None`.
+    async fn mark_message_failed_attempt(
+        &mut self,
+        id: &str,
+        attempts: u32,
+        next: Option<OffsetDateTime>,
+        error: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Appends one event to the access trail and returns its index. Appends are serialised;
+    /// indexes are dense from 0.
+    async fn append_event(&mut self, e: &NewEvent) -> Result<u64, StoreError>;
+    /// Events `[start, start+limit)`, as (event, exact leaf bytes).
+    async fn events(&mut self, start: u64, limit: u32) -> Result<Vec<(Event, Vec<u8>)>, StoreError>;
+    /// Number of events.
+    async fn event_count(&mut self) -> Result<u64, StoreError>;
+}
+
+/// A write transaction: everything in it commits together, or nothing does.
+#[async_trait]
+pub trait Tx: Repo {
+    /// Makes the transaction durable.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Why a key operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The ciphertext failed authentication (tampered, swapped, or wrong key).
+    #[error("integrity check failed")]
+    Integrity,
+    /// The keys cannot be used right now (HSM unreachable, keyring not loaded, …).
+    #[error("keys unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where envelopes are sealed and opened, and keyed indexes computed. The local keyring is
+/// one implementation; an HSM over PKCS#11 is another.
+pub trait KeyProvider: Send + Sync {
+    /// Seals `plaintext` for record `record_id` in `jurisdiction`; returns the envelope and
+    /// the KEK version its data key is wrapped under.
+    fn seal(
+        &self,
+        record_id: &str,
+        jurisdiction: &str,
+        plaintext: &[u8],
+    ) -> Result<(Vec<u8>, u32), KeyError>;
+    /// Opens an envelope bound to `record_id` and `jurisdiction`.
+    fn open(
+        &self,
+        record_id: &str,
+        jurisdiction: &str,
+        envelope: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError>;
+    /// Keyed blind index for finding a record by a normalised value (never a plain hash).
+    fn blind_index(&self, kind: &str, normalized: &str) -> Result<[u8; 32], KeyError>;
+    /// Keyed MAC of a normalised value that left the vault (leak tracing).
+    fn field_mac(&self, field: &str, normalized: &str) -> Result<[u8; 32], KeyError>;
+}
+
+/// One message on its way to a reporter's contact. Lives only for the delivery attempt.
+pub struct Delivery<'a> {
+    /// `msg_…`.
+    pub message_id: &'a str,
+    /// The pseudonym it is addressed to (the gateway may show it to the reporter).
+    pub pseudonym: &'a str,
+    /// Kind of message.
+    pub kind: crate::values::MessageKind,
+    /// Text.
+    pub body: &'a str,
+    /// Mobile or landline, if the reporter gave one.
+    pub phone: Option<&'a str>,
+    /// E-mail, if the reporter gave one.
+    pub email: Option<&'a str>,
+}
+
+/// Delivers messages to reporters (SMS/e-mail gateway webhook; a local file in development).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Attempts one delivery. The error text must not contain the contact.
+    async fn deliver(&self, d: &Delivery<'_>) -> Result<(), String>;
+}
+
+/// Randomness is a port too, so identifiers and claim codes are reproducible in tests.
+pub use vault_crypto::random::RandomSource;

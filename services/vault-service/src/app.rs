@@ -1,0 +1,378 @@
+//! Start-up: data directory, store, keyring, first-start bootstrap, and the server itself.
+//! The server takes a bound listener and a shutdown future (as mini-redis does), so tests
+//! run it on port 0 and SIGTERM drains it gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+use vault_crypto::keyring::{Keyring, KeyringProtector};
+use vault_crypto::random::RandomSource;
+use vault_domain::clock::Clock;
+use vault_domain::ports::{Notifier, Store};
+use vault_domain::values::{Jurisdiction, Role};
+use vault_domain::{DisclosureConfig, Vault, VaultDeps};
+use vault_storage::{Engine, SqlStore, SqliteSync, StoreOptions};
+
+use crate::http::{self, AppState};
+use crate::keys::{KeyringPaths, LocalKeys, protector};
+use crate::notify::{FileNotifier, WebhookNotifier};
+
+/// Why the service refused to start. Messages name files and settings, never secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is wrong.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The keyring could not be opened or created.
+    #[error("keyring: {0}")]
+    Keyring(#[from] vault_crypto::KeyringError),
+    /// The store could not be opened or migrated.
+    #[error("store: {0}")]
+    Store(#[from] vault_domain::ports::StoreError),
+    /// A first-start step failed.
+    #[error("bootstrap: {0}")]
+    Bootstrap(#[from] vault_domain::DomainError),
+    /// Files or sockets.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let context = context.into();
+    move |source| StartError::Io { context, source }
+}
+
+/// Where to deliver reporter messages.
+#[derive(Clone)]
+pub enum NotifierConfig {
+    /// `DATA_DIR/outbox.jsonl`, contacts masked.
+    File,
+    /// An HTTPS gateway.
+    Webhook {
+        /// URL.
+        url: String,
+        /// HMAC secret.
+        secret: Arc<SecretString>,
+    },
+}
+
+/// Everything the vault needs to open its store and keys.
+#[derive(Clone)]
+pub struct VaultConfig {
+    /// `--data-dir`.
+    pub data_dir: PathBuf,
+    /// `--database-url`; `None` means SQLite at `DATA_DIR/vault.db`.
+    pub database_url: Option<String>,
+    /// `RV_KEYRING_PASSPHRASE` / `_FILE`.
+    pub passphrase: Option<Arc<SecretString>>,
+    /// SQLite durability.
+    pub sqlite_sync: SqliteSync,
+    /// Disclosure quorum per purpose.
+    pub disclosure: DisclosureConfig,
+}
+
+/// The server's settings.
+#[derive(Clone)]
+pub struct ServeConfig {
+    /// Store and keys.
+    pub vault: VaultConfig,
+    /// `--listen`.
+    pub listen: SocketAddr,
+    /// Request body limit in bytes.
+    pub max_body: usize,
+    /// Delivery.
+    pub notifier: NotifierConfig,
+    /// Create one principal per role and write their tokens to `DATA_DIR/demo-tokens.json`.
+    pub demo: bool,
+}
+
+/// An opened vault: store, keys and use cases.
+pub struct OpenedVault {
+    /// Use cases.
+    pub vault: Vault,
+    /// Store.
+    pub store: SqlStore,
+    /// Keys.
+    pub keys: Arc<LocalKeys>,
+    /// Whether this start created the store.
+    pub admin_token_written: Option<PathBuf>,
+}
+
+fn check_private(path: &Path) -> Result<(), StartError> {
+    let meta = std::fs::metadata(path).map_err(io(format!("reading {}", path.display())))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(StartError::Config(format!(
+            "{} is readable by group or others (mode {mode:04o}); chmod 600 it",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a secret from `VAR`, or from the file named by `VAR_FILE` (which must be private).
+pub fn secret_from_env(var: &str) -> Result<Option<SecretString>, StartError> {
+    if let Ok(v) = std::env::var(var) {
+        if !v.is_empty() {
+            return Ok(Some(SecretString::from(v)));
+        }
+    }
+    let file_var = format!("{var}_FILE");
+    if let Ok(path) = std::env::var(&file_var) {
+        let path = PathBuf::from(path);
+        check_private(&path)?;
+        let raw = zeroize::Zeroizing::new(
+            std::fs::read_to_string(&path).map_err(io(format!("reading {file_var}")))?,
+        );
+        let v = raw.trim_end_matches(['\n', '\r']);
+        if v.is_empty() {
+            return Err(StartError::Config(format!("{file_var} names an empty file")));
+        }
+        return Ok(Some(SecretString::from(v.to_owned())));
+    }
+    Ok(None)
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StartError> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io(format!("securing {}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// Writes `contents` to a new file readable by the owner only.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), StartError> {
+    use std::io::Write;
+    if path.exists() {
+        std::fs::remove_file(path).map_err(io(format!("replacing {}", path.display())))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(format!("writing {}", path.display())))?;
+    f.write_all(contents)
+        .and_then(|_| f.sync_all())
+        .map_err(io(format!("writing {}", path.display())))
+}
+
+impl VaultConfig {
+    fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("vault.db").display())
+        })
+    }
+
+    /// Opens (or on first start, creates) store, keyring and admin principal.
+    pub async fn open(
+        &self,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn RandomSource>,
+    ) -> Result<OpenedVault, StartError> {
+        create_private_dir(&self.data_dir)?;
+        if self.database_url.is_none() {
+            // SQLite creates the -wal and -shm files with the database file's mode, so
+            // creating it private first keeps all three private.
+            let db = self.data_dir.join("vault.db");
+            if !db.exists() {
+                write_private(&db, b"")?;
+            }
+        }
+        let url = self.database_url();
+        let engine = Engine::of_url(&url).ok_or_else(|| {
+            StartError::Config("RV_DATABASE_URL must start with sqlite: or postgres:".into())
+        })?;
+        let paths = KeyringPaths::in_dir(&self.data_dir);
+        let protector = protector(
+            self.passphrase.as_ref().map(|p| SecretString::from(p.expose_secret().to_owned())),
+            &paths,
+            engine == Engine::Sqlite,
+        )?;
+        let store = SqlStore::connect(
+            &url,
+            &StoreOptions {
+                sqlite_sync: self.sqlite_sync,
+                ..StoreOptions::default()
+            },
+        )
+        .await?;
+        store.migrate().await?;
+        let empty = store.read().await?.principal_count().await? == 0;
+
+        if let KeyringProtector::IdentityFile(id) = &protector {
+            tracing::warn!(
+                identity_file = %id.display(),
+                "DEVELOPMENT SETUP: the keyring is protected by an age identity file stored \
+                 beside it. Anyone who can read the data directory can read every identity. \
+                 Set RV_KEYRING_PASSPHRASE_FILE (or use an HSM) for real use."
+            );
+        }
+        let keyring = if paths.keyring.exists() {
+            Keyring::load(&paths.keyring, &protector)?
+        } else if !empty {
+            return Err(StartError::Config(format!(
+                "{} is missing but the store already holds data: restore the keyring; a new \
+                 one would make every sealed identity unreadable",
+                paths.keyring.display()
+            )));
+        } else {
+            if let KeyringProtector::IdentityFile(id) = &protector {
+                if !id.exists() {
+                    KeyringProtector::create_identity_file(id)?;
+                }
+            }
+            let kr = Keyring::generate(rng.as_ref(), clock.now().unix_timestamp())
+                .map_err(vault_crypto::KeyringError::from)?;
+            kr.save(&paths.keyring, &protector)?;
+            tracing::info!(path = %paths.keyring.display(), "created keyring");
+            kr
+        };
+        let keys = Arc::new(LocalKeys::new(keyring, rng.clone()));
+        let vault = Vault::new(VaultDeps {
+            store: Arc::new(store.clone()),
+            keys: keys.clone(),
+            clock,
+            rng,
+            disclosure: self.disclosure,
+        });
+        let mut admin_token_written = None;
+        if let Some(admin) = vault.bootstrap_admin().await? {
+            let path = self.data_dir.join("admin.token");
+            write_private(&path, admin.token.expose_secret().as_bytes())?;
+            tracing::info!(path = %path.display(), "created the admin principal; its token is in this file");
+            admin_token_written = Some(path);
+        }
+        Ok(OpenedVault {
+            vault,
+            store,
+            keys,
+            admin_token_written,
+        })
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    max_body: usize,
+    notifier: Arc<dyn Notifier>,
+}
+
+impl Application {
+    /// Opens the vault and binds the listener (port 0 picks a free port).
+    pub async fn build(
+        cfg: ServeConfig,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn RandomSource>,
+    ) -> Result<Application, StartError> {
+        let opened = cfg.vault.open(clock.clone(), rng.clone()).await?;
+        if cfg.demo {
+            create_demo_principals(&opened.vault, &cfg.vault.data_dir).await?;
+        }
+        let notifier: Arc<dyn Notifier> = match &cfg.notifier {
+            NotifierConfig::File => Arc::new(FileNotifier::new(
+                cfg.vault.data_dir.join("outbox.jsonl"),
+                clock.clone(),
+            )),
+            NotifierConfig::Webhook { url, secret } => Arc::new(
+                WebhookNotifier::new(url.clone(), secret, clock.clone())
+                    .map_err(StartError::Config)?,
+            ),
+        };
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(io(format!("binding {}", cfg.listen)))?;
+        let state = AppState {
+            vault: opened.vault,
+            store: opened.store,
+            keys: opened.keys,
+            clock,
+            rng,
+            wake_notifier: Arc::new(tokio::sync::Notify::new()),
+        };
+        Ok(Application {
+            listener,
+            state,
+            max_body: cfg.max_body,
+            notifier,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> Result<SocketAddr, StartError> {
+        self.listener.local_addr().map_err(io("reading local address"))
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests and stops the
+    /// delivery worker.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(crate::notify::run_worker(
+            self.state.vault.clone(),
+            self.notifier.clone(),
+            self.state.wake_notifier.clone(),
+            Duration::from_secs(2),
+            stop_rx,
+        ));
+        let store = self.state.store.clone();
+        let addr = self.local_addr()?;
+        let app = http::router(self.state, self.max_body);
+        tracing::info!(%addr, "reporter-vault listening");
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(io("serving"));
+        let _ = stop_tx.send(true);
+        let _ = worker.await;
+        store.close().await;
+        tracing::info!("reporter-vault stopped");
+        served
+    }
+}
+
+async fn create_demo_principals(vault: &Vault, data_dir: &Path) -> Result<(), StartError> {
+    let path = data_dir.join("demo-tokens.json");
+    if path.exists() {
+        return Ok(());
+    }
+    let national = Jurisdiction::NATIONAL;
+    let mut out = serde_json::Map::new();
+    for (key, name, role) in [
+        ("case_system", "demo case system", Role::CaseSystem),
+        ("custodian", "demo custodian 1", Role::Custodian),
+        ("custodian2", "demo custodian 2", Role::Custodian),
+        ("finance", "demo finance 1", Role::Finance),
+        ("finance2", "demo finance 2", Role::Finance),
+        ("auditor", "demo auditor", Role::Auditor),
+    ] {
+        let created = vault
+            .create_principal(None, name, role, national, None)
+            .await?;
+        out.insert(
+            key.to_owned(),
+            serde_json::json!({
+                "id": created.principal.id,
+                "token": created.token.expose_secret(),
+            }),
+        );
+    }
+    let bytes = serde_json::to_vec_pretty(&out).unwrap_or_default();
+    write_private(&path, &bytes)?;
+    tracing::info!(path = %path.display(), "demo principals created; their tokens are in this file");
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! The command line. Every flag also reads an environment variable; secrets only come from
+//! the environment or from private files (`*_FILE`), never from flags that `ps` would show.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::ExposeSecret;
+use vault_crypto::random::SystemRandomSource;
+use vault_domain::DisclosureConfig;
+use vault_domain::clock::SystemClock;
+use vault_domain::values::{Jurisdiction, Purpose, Role};
+use vault_storage::SqliteSync;
+
+use crate::app::{
+    Application, NotifierConfig, ServeConfig, StartError, VaultConfig, secret_from_env,
+};
+use crate::telemetry::{self, LogFormat};
+
+/// reporter-vault: vaults reporter identities and settles rewards.
+#[derive(Parser)]
+#[command(name = "reporter-vault", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format.
+    #[arg(long, env = "RV_LOG_FORMAT", value_enum, default_value = "json", global = true)]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve(ServeArgs),
+    /// Manage principals offline (with access to the data directory).
+    Principal {
+        #[command(subcommand)]
+        command: PrincipalCommand,
+    },
+    /// Open store and keyring, report what would be served, and exit.
+    CheckConfig(StoreArgs),
+}
+
+#[derive(Subcommand)]
+enum PrincipalCommand {
+    /// Create a principal and print it with its token (shown once).
+    Add(PrincipalAddArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SyncArg {
+    /// Survives a killed process.
+    Normal,
+    /// Survives power loss too.
+    Full,
+}
+
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// Data directory: SQLite database, keyring, admin token.
+    #[arg(long, env = "RV_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Database URL (`postgres://…`); default SQLite at DATA_DIR/vault.db. Also
+    /// RV_DATABASE_URL_FILE.
+    #[arg(long, env = "RV_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// SQLite durability.
+    #[arg(long, env = "RV_SQLITE_SYNCHRONOUS", value_enum, default_value = "normal")]
+    sqlite_synchronous: SyncArg,
+    /// Custodians required per disclosure purpose, e.g. `judicial_transfer=3,verification_contact=1`
+    /// (defaults: 1, and 2 for judicial_transfer and false_accusation).
+    #[arg(long, env = "RV_DISCLOSURE_QUORUM")]
+    disclosure_quorum: Option<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "RV_LISTEN", default_value = "127.0.0.1:8700")]
+    listen: SocketAddr,
+    /// Reward policy directory.
+    #[arg(long, env = "RV_POLICIES", default_value = "./policies")]
+    policies: PathBuf,
+    /// Request body limit in bytes.
+    #[arg(long, env = "RV_MAX_BODY_BYTES", default_value_t = 65536)]
+    max_body_bytes: usize,
+    /// Deliver reporter messages to this gateway URL (secret from RV_NOTIFY_WEBHOOK_SECRET or
+    /// RV_NOTIFY_WEBHOOK_SECRET_FILE). Without it, messages go to DATA_DIR/outbox.jsonl.
+    #[arg(long, env = "RV_NOTIFY_WEBHOOK_URL")]
+    notify_webhook_url: Option<String>,
+    /// Create one principal per role and write their tokens to DATA_DIR/demo-tokens.json.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Args)]
+struct PrincipalAddArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Role.
+    #[arg(long)]
+    role: String,
+    /// GB/T 2260 code.
+    #[arg(long)]
+    jurisdiction: String,
+    /// Display name.
+    #[arg(long)]
+    name: String,
+    /// age recipient (age1…) that disclosures to this principal are encrypted to.
+    #[arg(long)]
+    age_recipient: Option<String>,
+}
+
+/// Parses `purpose=n,…` over the defaults.
+pub fn parse_quorum(s: &str) -> Result<DisclosureConfig, String> {
+    let mut cfg = DisclosureConfig::default();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("RV_DISCLOSURE_QUORUM: `{part}` is not purpose=number"))?;
+        let purpose = Purpose::parse(k.trim())
+            .ok_or_else(|| format!("RV_DISCLOSURE_QUORUM: unknown purpose `{}`", k.trim()))?;
+        let n: u32 = v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=10).contains(n))
+            .ok_or_else(|| format!("RV_DISCLOSURE_QUORUM: {k} must be 1–10"))?;
+        match purpose {
+            Purpose::VerificationContact => cfg.verification_contact = n,
+            Purpose::RewardPayment => cfg.reward_payment = n,
+            Purpose::JudicialTransfer => cfg.judicial_transfer = n,
+            Purpose::FalseAccusation => cfg.false_accusation = n,
+        }
+    }
+    Ok(cfg)
+}
+
+impl StoreArgs {
+    fn vault_config(&self) -> Result<VaultConfig, StartError> {
+        let database_url = match &self.database_url {
+            Some(u) => Some(u.clone()),
+            None => secret_from_env("RV_DATABASE_URL")?.map(|s| s.expose_secret().to_owned()),
+        };
+        Ok(VaultConfig {
+            data_dir: self.data_dir.clone(),
+            database_url,
+            passphrase: secret_from_env("RV_KEYRING_PASSPHRASE")?.map(Arc::new),
+            sqlite_sync: match self.sqlite_synchronous {
+                SyncArg::Normal => SqliteSync::Normal,
+                SyncArg::Full => SqliteSync::Full,
+            },
+            disclosure: match &self.disclosure_quorum {
+                Some(q) => parse_quorum(q).map_err(StartError::Config)?,
+                None => DisclosureConfig::default(),
+            },
+        })
+    }
+}
+
+/// Runs the CLI.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("reporter-vault: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "reporter-vault refused to start");
+            eprintln!("reporter-vault: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), StartError> {
+    let clock = Arc::new(SystemClock);
+    let rng = Arc::new(SystemRandomSource);
+    match command {
+        Command::Serve(args) => {
+            let notifier = match &args.notify_webhook_url {
+                Some(url) => NotifierConfig::Webhook {
+                    url: url.clone(),
+                    secret: Arc::new(secret_from_env("RV_NOTIFY_WEBHOOK_SECRET")?.ok_or_else(
+                        || {
+                            StartError::Config(
+                                "RV_NOTIFY_WEBHOOK_URL needs RV_NOTIFY_WEBHOOK_SECRET or \
+                                 RV_NOTIFY_WEBHOOK_SECRET_FILE"
+                                    .into(),
+                            )
+                        },
+                    )?),
+                },
+                None => NotifierConfig::File,
+            };
+            let _ = &args.policies; // reward policies arrive with the policy engine
+            let cfg = ServeConfig {
+                vault: args.store.vault_config()?,
+                listen: args.listen,
+                max_body: args.max_body_bytes,
+                notifier,
+                demo: args.demo,
+            };
+            let app = Application::build(cfg, clock, rng).await?;
+            app.run(shutdown_signal()).await
+        }
+        Command::Principal {
+            command: PrincipalCommand::Add(args),
+        } => {
+            let role = Role::parse(&args.role).ok_or_else(|| {
+                StartError::Config(
+                    "--role must be admin, case_system, custodian, finance or auditor".into(),
+                )
+            })?;
+            let jurisdiction = Jurisdiction::parse(&args.jurisdiction)
+                .map_err(|e| StartError::Config(format!("--jurisdiction: {}", e.reason)))?;
+            let opened = args.store.vault_config()?.open(clock, rng).await?;
+            let created = opened
+                .vault
+                .create_principal(
+                    None,
+                    &args.name,
+                    role,
+                    jurisdiction,
+                    args.age_recipient.as_deref(),
+                )
+                .await?;
+            let view = crate::http::dto::PrincipalView::of(
+                &created.principal,
+                Some(created.token.expose_secret().to_owned()),
+            );
+            println!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
+            opened.store.close().await;
+            Ok(())
+        }
+        Command::CheckConfig(args) => {
+            let opened = args.vault_config()?.open(clock, rng).await?;
+            println!(
+                "ok: store {} reachable and migrated, keyring opened",
+                opened.store.engine_kind().as_str()
+            );
+            opened.store.close().await;
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}

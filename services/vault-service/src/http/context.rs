@@ -1,0 +1,123 @@
+//! Per-request context: the request id (`x-request-id`), the access log line, and the
+//! guarantee that every error answer — including axum's own rejections — has the contract's
+//! error shape.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body_util::BodyExt;
+
+use super::AppState;
+use super::error::error_body;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The current request's id, inside a request; empty outside one.
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// The request id of the current request, as an extension for extractors.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+fn valid_client_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (1..=64).contains(&s.len()).then_some(())?;
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        .then(|| s.to_owned())
+}
+
+/// Assigns the request id, logs one line per request (route template, never the body or
+/// query), and reshapes bare error answers.
+pub async fn request_context(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(valid_client_id)
+        .unwrap_or_else(|| state.new_request_id());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    // The path holds at most pseudonyms and record ids, never identity data; the query
+    // string and the body are never logged.
+    let route = req.uri().path().to_owned();
+    let res = REQUEST_ID
+        .scope(id.clone(), async move {
+            let res = next.run(req).await;
+            reshape_error(res).await
+        })
+        .await;
+    let mut res = res;
+    let plain_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/json");
+    if plain_json {
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    tracing::info!(
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status = res.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    res
+}
+
+/// Error answers not produced by `ApiError` (unknown route, wrong method, body too large,
+/// a panic caught by the runtime) get the contract's error shape too.
+async fn reshape_error(res: Response) -> Response {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    // Drain the original body (small: axum rejections are one line).
+    let _ = body.collect().await;
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such endpoint"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed here"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "the body must be application/json",
+        ),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
+        s if s.is_server_error() => ("unavailable", "the service could not complete the request"),
+        _ => ("bad_request", "the request could not be understood"),
+    };
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(error_body(code, message, None)))
+}

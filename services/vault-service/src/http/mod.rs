@@ -1,0 +1,356 @@
+//! The HTTP surface. Handlers extract, make one domain call, and shape the answer: no SQL and
+//! no cryptography here.
+
+mod context;
+pub mod dto;
+pub mod error;
+mod extract;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router, middleware};
+use secrecy::ExposeSecret;
+use vault_crypto::random::RandomSource;
+use vault_domain::Vault;
+use vault_domain::clock::Clock;
+use vault_domain::vault::{DisclosureRequest, OpenedDisclosure, SealRequest};
+use vault_storage::SqlStore;
+
+use crate::keys::LocalKeys;
+use dto::*;
+use error::ApiError;
+use extract::{Authed, JsonBody};
+
+pub use context::current_request_id;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub vault: Vault,
+    /// The store (readiness).
+    pub store: SqlStore,
+    /// The keys (readiness).
+    pub keys: Arc<LocalKeys>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness (request ids).
+    pub rng: Arc<dyn RandomSource>,
+    /// Wakes the delivery worker when a message is queued.
+    pub wake_notifier: Arc<tokio::sync::Notify>,
+}
+
+impl AppState {
+    fn new_request_id(&self) -> String {
+        vault_crypto::ids::new_id(self.rng.as_ref(), "req").unwrap_or_else(|_| "req_unknown".into())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The OpenAPI document, kept beside the code and checked against the router by tests.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// Every route of the contract.
+pub fn router(state: AppState, max_body: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/principals", post(create_principal))
+        .route("/v1/principals/{id}", delete(revoke_principal))
+        .route("/v1/reporters", post(seal))
+        .route("/v1/pseudonyms/{p}", get(get_pseudonym))
+        .route("/v1/pseudonyms/{p}/handoff", post(handoff))
+        .route("/v1/pseudonyms/{p}/rotate", post(rotate))
+        .route("/v1/pseudonyms/{p}/messages", post(relay_message))
+        .route("/v1/disclosures", post(request_disclosure))
+        .route("/v1/disclosures/{id}", get(get_disclosure))
+        .route("/v1/disclosures/{id}/approve", post(approve_disclosure))
+        .route("/v1/disclosures/{id}/deny", post(deny_disclosure))
+        .route("/v1/disclosures/{id}/open", post(open_disclosure))
+        .route("/v1/audit/events", get(audit_events))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            context::request_context,
+        ))
+        .with_state(state)
+}
+
+async fn fallback() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let store_ok = s.store.ping().await.is_ok();
+    let keys_ok = s.keys.ready();
+    let ready = store_ok && keys_ok;
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": {
+            "store": if store_ok { "ok" } else { "unavailable" },
+            "keyring": if keys_ok { "ok" } else { "unavailable" },
+            "access_trail": if store_ok { "ok" } else { "unavailable" },
+        }
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        )],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+async fn create_principal(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    JsonBody(body): JsonBody<NewPrincipal>,
+) -> ApiResult<(StatusCode, Json<PrincipalView>)> {
+    let j = jurisdiction("jurisdiction", &body.jurisdiction)?;
+    let created = s
+        .vault
+        .create_principal(
+            Some(&actor),
+            &body.name,
+            body.role,
+            j,
+            body.age_recipient.as_deref(),
+        )
+        .await?;
+    let token = created.token.expose_secret().to_owned();
+    Ok((
+        StatusCode::CREATED,
+        Json(PrincipalView::of(&created.principal, Some(token))),
+    ))
+}
+
+async fn revoke_principal(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.vault.revoke_principal(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn seal(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    JsonBody(body): JsonBody<SealIn>,
+) -> ApiResult<(StatusCode, Json<SealOut>)> {
+    let req = SealRequest {
+        jurisdiction: jurisdiction("jurisdiction", &body.jurisdiction)?,
+        case_ref: vault_domain::values::CaseRef::parse(&body.case_ref)
+            .map_err(|e| vault_domain::DomainError::invalid("case_ref", e.reason))?,
+        received_at: rfc3339("received_at", &body.received_at)?,
+        channel: body.channel,
+        employee_of_reported_unit: body.employee_of_reported_unit,
+        identity: body.identity.as_ref().map(IdentityIn::parse).transpose()?,
+    };
+    let out = s.vault.seal(&actor, req).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SealOut {
+            pseudonym: out.pseudonym.pseudonym.clone(),
+            jurisdiction: out.pseudonym.jurisdiction.to_string(),
+            case_ref: out.pseudonym.case_ref.to_string(),
+            anonymous: out.pseudonym.anonymous,
+            reporter_seen_before: out.reporter_seen_before,
+            prior_case_refs: out.prior_case_refs,
+            // Shown once, here; only its Argon2id hash is stored.
+            claim_code: out.claim_code.map(|c| c.expose_secret().to_owned()),
+        }),
+    ))
+}
+
+async fn get_pseudonym(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    Path(p): Path<String>,
+) -> ApiResult<Json<PseudonymView>> {
+    let rec = s.vault.get_pseudonym(&actor, &p).await?;
+    Ok(Json(PseudonymView::of(&rec)))
+}
+
+async fn handoff(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    Path(p): Path<String>,
+    JsonBody(body): JsonBody<HandoffIn>,
+) -> ApiResult<(StatusCode, Json<PseudonymView>)> {
+    let (to, case_ref) = body.parse()?;
+    let rec = s.vault.handoff(&actor, &p, to, case_ref).await?;
+    Ok((StatusCode::CREATED, Json(PseudonymView::of(&rec))))
+}
+
+async fn rotate(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    Path(p): Path<String>,
+) -> ApiResult<(StatusCode, Json<PseudonymView>)> {
+    let rec = s.vault.rotate(&actor, &p).await?;
+    Ok((StatusCode::CREATED, Json(PseudonymView::of(&rec))))
+}
+
+async fn relay_message(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    Path(p): Path<String>,
+    JsonBody(body): JsonBody<MessageIn>,
+) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+    let id = s
+        .vault
+        .relay_message(&actor, &p, body.kind, &body.body)
+        .await?;
+    s.wake_notifier.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MessageOut {
+            id,
+            status: "queued",
+        }),
+    ))
+}
+
+async fn request_disclosure(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    JsonBody(body): JsonBody<DisclosureIn>,
+) -> ApiResult<(StatusCode, Json<DisclosureView>)> {
+    let d = s
+        .vault
+        .request_disclosure(
+            &actor,
+            DisclosureRequest {
+                pseudonym: body.pseudonym,
+                purpose: body.purpose,
+                justification: body.justification,
+                fields: body.fields,
+            },
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(DisclosureView::of(&d, s.clock.now())),
+    ))
+}
+
+async fn get_disclosure(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DisclosureView>> {
+    let d = s.vault.get_disclosure(&actor, &id).await?;
+    Ok(Json(DisclosureView::of(&d, s.clock.now())))
+}
+
+async fn approve_disclosure(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<DecisionIn>,
+) -> ApiResult<Json<DisclosureView>> {
+    let d = s
+        .vault
+        .decide_disclosure(&actor, &id, true, &body.comment)
+        .await?;
+    Ok(Json(DisclosureView::of(&d, s.clock.now())))
+}
+
+async fn deny_disclosure(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<DecisionIn>,
+) -> ApiResult<Json<DisclosureView>> {
+    let d = s
+        .vault
+        .decide_disclosure(&actor, &id, false, &body.comment)
+        .await?;
+    Ok(Json(DisclosureView::of(&d, s.clock.now())))
+}
+
+async fn open_disclosure(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    // By the time the domain returns, the access event is committed; only now do bytes go out.
+    let opened = s.vault.open_disclosure(&actor, &id).await?;
+    let no_store = (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(match opened {
+        OpenedDisclosure::Json(body) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json; charset=utf-8"),
+                ),
+                no_store,
+            ],
+            body.to_vec(),
+        )
+            .into_response(),
+        OpenedDisclosure::Age(body) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/age"),
+                ),
+                no_store,
+            ],
+            body,
+        )
+            .into_response(),
+    })
+}
+
+async fn audit_events(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<EventsOut>> {
+    let Query(q) = q.map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            "start and limit must be non-negative integers",
+        )
+    })?;
+    let (events, tree_size) = s
+        .vault
+        .events(&actor, q.start.unwrap_or(0), q.limit.unwrap_or(100))
+        .await?;
+    use base64::Engine as _;
+    Ok(Json(EventsOut {
+        events: events
+            .into_iter()
+            .map(|(event, leaf)| EventOut {
+                index: event.index,
+                leaf: base64::engine::general_purpose::STANDARD.encode(&leaf),
+                event,
+            })
+            .collect(),
+        tree_size,
+    }))
+}

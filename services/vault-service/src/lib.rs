@@ -1,0 +1,9 @@
+//! The `reporter-vault` service: configuration, the HTTP surface, the CLI, key and delivery
+//! adapters. The only crate that knows axum.
+
+pub mod app;
+pub mod cli;
+pub mod http;
+pub mod keys;
+pub mod notify;
+pub mod telemetry;

@@ -1,0 +1,676 @@
+//! The queries. One implementation serves a pooled connection (reads) and a transaction
+//! (writes), because both deref to an `AnyConnection`.
+
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, Row, Transaction};
+use time::OffsetDateTime;
+use vault_domain::audit::{Event, NewEvent};
+use vault_domain::model::{
+    Decision, Disclosure, DisclosureStatus, OutboxMessage, Principal, PseudonymOrigin,
+    PseudonymRecord, PseudonymStatus, ReporterRecord,
+};
+use vault_domain::ports::{Repo, StoreError, Tx};
+use vault_domain::values::{
+    CaseRef, Channel, IdentityField, Jurisdiction, MessageKind, Purpose, Role,
+};
+
+use crate::{Engine, unavailable};
+
+enum Inner {
+    Pooled(PoolConnection<Any>),
+    Tx(Transaction<'static, Any>),
+}
+
+/// A connection, in a transaction or not.
+pub struct SqlConn {
+    inner: Inner,
+    engine: Engine,
+}
+
+impl SqlConn {
+    pub(crate) fn tx(tx: Transaction<'static, Any>, engine: Engine) -> Self {
+        Self {
+            inner: Inner::Tx(tx),
+            engine,
+        }
+    }
+
+    pub(crate) fn pooled(conn: PoolConnection<Any>, engine: Engine) -> Self {
+        Self {
+            inner: Inner::Pooled(conn),
+            engine,
+        }
+    }
+
+    fn c(&mut self) -> &mut AnyConnection {
+        match &mut self.inner {
+            Inner::Pooled(c) => c,
+            Inner::Tx(t) => t,
+        }
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn from_ts(v: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(v).map_err(|_| corrupt("timestamp out of range"))
+}
+
+fn from_ts_opt(v: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
+    v.map(from_ts).transpose()
+}
+
+fn get<'r, T>(row: &'r AnyRow, col: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get::<T, _>(col).map_err(unavailable)
+}
+
+fn hash32(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    v.try_into().map_err(|_| corrupt("hash is not 32 bytes"))
+}
+
+fn u32_of(v: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| corrupt(what))
+}
+
+fn principal_of(row: &AnyRow) -> Result<Principal, StoreError> {
+    Ok(Principal {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        role: Role::parse(&get::<String>(row, "role")?).ok_or_else(|| corrupt("role"))?,
+        jurisdiction: Jurisdiction::parse(&get::<String>(row, "jurisdiction")?)
+            .map_err(|_| corrupt("jurisdiction"))?,
+        age_recipient: get(row, "age_recipient")?,
+        created_at: from_ts(get(row, "created_at")?)?,
+        revoked_at: from_ts_opt(get(row, "revoked_at")?)?,
+    })
+}
+
+fn reporter_of(row: &AnyRow) -> Result<ReporterRecord, StoreError> {
+    let kek: Option<i64> = get(row, "kek_version")?;
+    Ok(ReporterRecord {
+        id: get(row, "id")?,
+        jurisdiction: Jurisdiction::parse(&get::<String>(row, "jurisdiction")?)
+            .map_err(|_| corrupt("jurisdiction"))?,
+        blind_index: get::<Option<Vec<u8>>>(row, "blind_index")?
+            .map(hash32)
+            .transpose()?,
+        envelope: get(row, "envelope")?,
+        kek_version: kek.map(|v| u32_of(v, "kek_version")).transpose()?,
+        anonymous: get::<i64>(row, "anonymous")? != 0,
+        claim_code_hash: get(row, "claim_code_hash")?,
+        created_at: from_ts(get(row, "created_at")?)?,
+        updated_at: from_ts(get(row, "updated_at")?)?,
+        erased_at: from_ts_opt(get(row, "erased_at")?)?,
+    })
+}
+
+const PSEUDONYM_COLS: &str = "p.pseudonym, p.reporter_id, p.jurisdiction, p.case_ref, \
+     p.received_at, p.channel, p.employee_of_reported_unit, p.anonymous, p.status, \
+     p.created_at, p.created_by, p.origin, p.parent, r.erased_at AS erased_at";
+
+fn pseudonym_of(row: &AnyRow) -> Result<PseudonymRecord, StoreError> {
+    let erased: Option<i64> = get(row, "erased_at")?;
+    let status = PseudonymStatus::parse(&get::<String>(row, "status")?)
+        .ok_or_else(|| corrupt("pseudonym status"))?;
+    Ok(PseudonymRecord {
+        pseudonym: get(row, "pseudonym")?,
+        reporter_id: get(row, "reporter_id")?,
+        jurisdiction: Jurisdiction::parse(&get::<String>(row, "jurisdiction")?)
+            .map_err(|_| corrupt("jurisdiction"))?,
+        case_ref: CaseRef::parse(&get::<String>(row, "case_ref")?)
+            .map_err(|_| corrupt("case_ref"))?,
+        received_at: from_ts(get(row, "received_at")?)?,
+        channel: Channel::parse(&get::<String>(row, "channel")?)
+            .ok_or_else(|| corrupt("channel"))?,
+        employee_of_reported_unit: get::<i64>(row, "employee_of_reported_unit")? != 0,
+        anonymous: get::<i64>(row, "anonymous")? != 0,
+        status: if erased.is_some() {
+            PseudonymStatus::Erased
+        } else {
+            status
+        },
+        created_at: from_ts(get(row, "created_at")?)?,
+        created_by: get(row, "created_by")?,
+        origin: PseudonymOrigin::parse(&get::<String>(row, "origin")?)
+            .ok_or_else(|| corrupt("origin"))?,
+        parent: get(row, "parent")?,
+    })
+}
+
+fn disclosure_of(row: &AnyRow) -> Result<Disclosure, StoreError> {
+    let fields: String = get(row, "fields")?;
+    let fields = fields
+        .split(',')
+        .map(|f| IdentityField::parse(f).ok_or_else(|| corrupt("disclosure field")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Disclosure {
+        id: get(row, "id")?,
+        pseudonym: get(row, "pseudonym")?,
+        reporter_id: get(row, "reporter_id")?,
+        jurisdiction: Jurisdiction::parse(&get::<String>(row, "jurisdiction")?)
+            .map_err(|_| corrupt("jurisdiction"))?,
+        requester_id: get(row, "requester_id")?,
+        purpose: Purpose::parse(&get::<String>(row, "purpose")?)
+            .ok_or_else(|| corrupt("purpose"))?,
+        justification: get(row, "justification")?,
+        fields,
+        status: DisclosureStatus::parse(&get::<String>(row, "status")?)
+            .ok_or_else(|| corrupt("disclosure status"))?,
+        approvals_required: u32_of(get(row, "approvals_required")?, "approvals_required")?,
+        decisions: Vec::new(),
+        created_at: from_ts(get(row, "created_at")?)?,
+        approved_at: from_ts_opt(get(row, "approved_at")?)?,
+        opened_at: from_ts_opt(get(row, "opened_at")?)?,
+    })
+}
+
+fn message_of(row: &AnyRow) -> Result<OutboxMessage, StoreError> {
+    Ok(OutboxMessage {
+        id: get(row, "id")?,
+        pseudonym: get(row, "pseudonym")?,
+        reporter_id: get(row, "reporter_id")?,
+        kind: MessageKind::parse(&get::<String>(row, "kind")?)
+            .ok_or_else(|| corrupt("message kind"))?,
+        body: get(row, "body")?,
+        created_at: from_ts(get(row, "created_at")?)?,
+        attempts: u32_of(get(row, "attempts")?, "attempts")?,
+        next_attempt_at: from_ts(get::<Option<i64>>(row, "next_attempt_at")?.unwrap_or(0))?,
+    })
+}
+
+fn b(v: bool) -> i64 {
+    i64::from(v)
+}
+
+#[async_trait]
+impl Repo for SqlConn {
+    async fn principal_count(&mut self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM principals")
+            .fetch_one(self.c())
+            .await
+            .and_then(|r| r.try_get("n"))
+            .map_err(unavailable)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn active_admin_count(&mut self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM principals WHERE role = 'admin' AND revoked_at IS NULL",
+        )
+        .fetch_one(self.c())
+        .await
+        .and_then(|r| r.try_get("n"))
+        .map_err(unavailable)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn principal_by_token_hash(
+        &mut self,
+        hash: &[u8; 32],
+    ) -> Result<Option<(Principal, [u8; 32])>, StoreError> {
+        let row = sqlx::query("SELECT * FROM principals WHERE token_hash = $1")
+            .bind(hash.to_vec())
+            .fetch_optional(self.c())
+            .await
+            .map_err(unavailable)?;
+        match row {
+            Some(r) => Ok(Some((principal_of(&r)?, hash32(get(&r, "token_hash")?)?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn principal(&mut self, id: &str) -> Result<Option<Principal>, StoreError> {
+        sqlx::query("SELECT * FROM principals WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(self.c())
+            .await
+            .map_err(unavailable)?
+            .map(|r| principal_of(&r))
+            .transpose()
+    }
+
+    async fn insert_principal(
+        &mut self,
+        p: &Principal,
+        token_hash: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO principals (id, name, role, jurisdiction, age_recipient, token_hash, created_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+        )
+        .bind(p.id.clone())
+        .bind(p.name.clone())
+        .bind(p.role.as_str())
+        .bind(p.jurisdiction.to_string())
+        .bind(p.age_recipient.clone())
+        .bind(token_hash.to_vec())
+        .bind(ts(p.created_at))
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn revoke_principal(&mut self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE principals SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(ts(at))
+            .bind(id.to_owned())
+            .execute(self.c())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn reporter_by_blind_index(
+        &mut self,
+        index: &[u8; 32],
+    ) -> Result<Option<ReporterRecord>, StoreError> {
+        sqlx::query("SELECT * FROM reporters WHERE blind_index = $1")
+            .bind(index.to_vec())
+            .fetch_optional(self.c())
+            .await
+            .map_err(unavailable)?
+            .map(|r| reporter_of(&r))
+            .transpose()
+    }
+
+    async fn reporter(&mut self, id: &str) -> Result<Option<ReporterRecord>, StoreError> {
+        sqlx::query("SELECT * FROM reporters WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(self.c())
+            .await
+            .map_err(unavailable)?
+            .map(|r| reporter_of(&r))
+            .transpose()
+    }
+
+    async fn insert_reporter(&mut self, r: &ReporterRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO reporters (id, jurisdiction, blind_index, envelope, kek_version, anonymous,
+                claim_code_hash, created_at, updated_at, erased_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)",
+        )
+        .bind(r.id.clone())
+        .bind(r.jurisdiction.to_string())
+        .bind(r.blind_index.map(|b| b.to_vec()))
+        .bind(r.envelope.clone())
+        .bind(r.kek_version.map(i64::from))
+        .bind(b(r.anonymous))
+        .bind(r.claim_code_hash.clone())
+        .bind(ts(r.created_at))
+        .bind(ts(r.updated_at))
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn update_reporter_envelope(
+        &mut self,
+        id: &str,
+        envelope: &[u8],
+        kek_version: u32,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE reporters SET envelope = $1, kek_version = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(envelope.to_vec())
+        .bind(i64::from(kek_version))
+        .bind(ts(at))
+        .bind(id.to_owned())
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn pseudonym(&mut self, p: &str) -> Result<Option<PseudonymRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {PSEUDONYM_COLS} FROM pseudonyms p JOIN reporters r ON r.id = p.reporter_id WHERE p.pseudonym = $1"
+        ));
+        sqlx::query(sql)
+            .bind(p.to_owned())
+            .fetch_optional(self.c())
+            .await
+            .map_err(unavailable)?
+            .map(|r| pseudonym_of(&r))
+            .transpose()
+    }
+
+    async fn pseudonyms_of_reporter(
+        &mut self,
+        reporter_id: &str,
+    ) -> Result<Vec<PseudonymRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {PSEUDONYM_COLS} FROM pseudonyms p JOIN reporters r ON r.id = p.reporter_id
+             WHERE p.reporter_id = $1 ORDER BY p.created_at, p.pseudonym"
+        ));
+        sqlx::query(sql)
+            .bind(reporter_id.to_owned())
+            .fetch_all(self.c())
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(pseudonym_of)
+            .collect()
+    }
+
+    async fn insert_pseudonym(&mut self, p: &PseudonymRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO pseudonyms (pseudonym, reporter_id, jurisdiction, case_ref, received_at, channel,
+                employee_of_reported_unit, anonymous, status, created_at, created_by, origin, parent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(p.pseudonym.clone())
+        .bind(p.reporter_id.clone())
+        .bind(p.jurisdiction.to_string())
+        .bind(p.case_ref.to_string())
+        .bind(ts(p.received_at))
+        .bind(p.channel.as_str())
+        .bind(b(p.employee_of_reported_unit))
+        .bind(b(p.anonymous))
+        .bind(p.status.as_str())
+        .bind(ts(p.created_at))
+        .bind(p.created_by.clone())
+        .bind(p.origin.as_str())
+        .bind(p.parent.clone())
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn set_pseudonym_status(
+        &mut self,
+        p: &str,
+        status: PseudonymStatus,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE pseudonyms SET status = $1 WHERE pseudonym = $2")
+            .bind(status.as_str())
+            .bind(p.to_owned())
+            .execute(self.c())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn insert_disclosure(&mut self, d: &Disclosure) -> Result<(), StoreError> {
+        let fields = d
+            .fields
+            .iter()
+            .map(|f| f.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        sqlx::query(
+            "INSERT INTO disclosures (id, pseudonym, reporter_id, jurisdiction, requester_id, purpose,
+                justification, fields, status, approvals_required, created_at, approved_at, opened_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL)",
+        )
+        .bind(d.id.clone())
+        .bind(d.pseudonym.clone())
+        .bind(d.reporter_id.clone())
+        .bind(d.jurisdiction.to_string())
+        .bind(d.requester_id.clone())
+        .bind(d.purpose.as_str())
+        .bind(d.justification.clone())
+        .bind(fields)
+        .bind(d.status.as_str())
+        .bind(i64::from(d.approvals_required))
+        .bind(ts(d.created_at))
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn disclosure(&mut self, id: &str) -> Result<Option<Disclosure>, StoreError> {
+        let Some(row) = sqlx::query("SELECT * FROM disclosures WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(self.c())
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let mut d = disclosure_of(&row)?;
+        let rows = sqlx::query(
+            "SELECT principal_id, approve, comment, at FROM disclosure_decisions
+             WHERE disclosure_id = $1 ORDER BY at, principal_id",
+        )
+        .bind(id.to_owned())
+        .fetch_all(self.c())
+        .await
+        .map_err(unavailable)?;
+        for r in rows {
+            d.decisions.push(Decision {
+                principal_id: get(&r, "principal_id")?,
+                approve: get::<i64>(&r, "approve")? != 0,
+                comment: get(&r, "comment")?,
+                at: from_ts(get(&r, "at")?)?,
+            });
+        }
+        Ok(Some(d))
+    }
+
+    async fn insert_decision(&mut self, id: &str, d: &Decision) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO disclosure_decisions (disclosure_id, principal_id, approve, comment, at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id.to_owned())
+        .bind(d.principal_id.clone())
+        .bind(b(d.approve))
+        .bind(d.comment.clone())
+        .bind(ts(d.at))
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn update_disclosure_status(
+        &mut self,
+        id: &str,
+        status: DisclosureStatus,
+        approved_at: Option<OffsetDateTime>,
+        opened_at: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE disclosures SET status = $1, approved_at = COALESCE($2, approved_at),
+                opened_at = COALESCE($3, opened_at) WHERE id = $4",
+        )
+        .bind(status.as_str())
+        .bind(approved_at.map(ts))
+        .bind(opened_at.map(ts))
+        .bind(id.to_owned())
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn insert_message(&mut self, m: &OutboxMessage) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO outbox (id, pseudonym, reporter_id, kind, body, created_at, attempts, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(m.id.clone())
+        .bind(m.pseudonym.clone())
+        .bind(m.reporter_id.clone())
+        .bind(m.kind.as_str())
+        .bind(m.body.clone())
+        .bind(ts(m.created_at))
+        .bind(i64::from(m.attempts))
+        .bind(ts(m.next_attempt_at))
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn lease_due_messages(
+        &mut self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM outbox WHERE delivered_at IS NULL AND next_attempt_at IS NOT NULL
+               AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+             ORDER BY next_attempt_at, id LIMIT $2",
+        )
+        .bind(ts(now))
+        .bind(i64::from(limit))
+        .fetch_all(self.c())
+        .await
+        .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let m = message_of(&r)?;
+            // Take the lease only if nobody else took it in between.
+            let taken = sqlx::query(
+                "UPDATE outbox SET lease_until = $1 WHERE id = $2
+                   AND (lease_until IS NULL OR lease_until <= $3)",
+            )
+            .bind(ts(lease_until))
+            .bind(m.id.clone())
+            .bind(ts(now))
+            .execute(self.c())
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+            if taken == 1 {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mark_message_delivered(
+        &mut self,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET delivered_at = $1, lease_until = NULL, attempts = attempts + 1 WHERE id = $2",
+        )
+        .bind(ts(at))
+        .bind(id.to_owned())
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn mark_message_failed_attempt(
+        &mut self,
+        id: &str,
+        attempts: u32,
+        next: Option<OffsetDateTime>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = $1, next_attempt_at = $2, lease_until = NULL, last_error = $3
+             WHERE id = $4",
+        )
+        .bind(i64::from(attempts))
+        .bind(next.map(ts))
+        .bind(error.chars().take(500).collect::<String>())
+        .bind(id.to_owned())
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn append_event(&mut self, e: &NewEvent) -> Result<u64, StoreError> {
+        if self.engine == Engine::Postgres {
+            // Serialise appends across every replica: one linear log, no gaps, no forks.
+            sqlx::query("SELECT pg_advisory_xact_lock(7270001)")
+                .execute(self.c())
+                .await
+                .map_err(unavailable)?;
+        }
+        let next: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_events")
+            .fetch_one(self.c())
+            .await
+            .and_then(|r| r.try_get("n"))
+            .map_err(unavailable)?;
+        let index = u64::try_from(next).map_err(|_| corrupt("event index"))?;
+        let event = Event::from_new(index, e);
+        let leaf = event.leaf_bytes();
+        sqlx::query(
+            "INSERT INTO audit_events (idx, leaf, time, action, actor_id, disclosure_id, pseudonym)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(next)
+        .bind(leaf)
+        .bind(e.time.map(ts).unwrap_or(0))
+        .bind(event.action.as_str())
+        .bind(event.actor_id.clone())
+        .bind(event.disclosure_id.clone())
+        .bind(event.pseudonym.clone())
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        for m in &event.disclosed {
+            sqlx::query("INSERT INTO audit_field_macs (idx, field, mac) VALUES ($1, $2, $3)")
+                .bind(next)
+                .bind(m.field.as_str())
+                .bind(m.mac.clone())
+                .execute(self.c())
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(index)
+    }
+
+    async fn events(&mut self, start: u64, limit: u32) -> Result<Vec<(Event, Vec<u8>)>, StoreError> {
+        let start = i64::try_from(start).unwrap_or(i64::MAX);
+        let rows = sqlx::query("SELECT idx, leaf FROM audit_events WHERE idx >= $1 ORDER BY idx LIMIT $2")
+            .bind(start)
+            .bind(i64::from(limit))
+            .fetch_all(self.c())
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                let leaf: Vec<u8> = get(r, "leaf")?;
+                let ev = Event::parse_leaf(&leaf).ok_or_else(|| corrupt("event leaf"))?;
+                Ok((ev, leaf))
+            })
+            .collect()
+    }
+
+    async fn event_count(&mut self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_events")
+            .fetch_one(self.c())
+            .await
+            .and_then(|r| r.try_get("n"))
+            .map_err(unavailable)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl Tx for SqlConn {
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        match self.inner {
+            Inner::Tx(t) => t.commit().await.map_err(unavailable),
+            Inner::Pooled(_) => Ok(()),
+        }
+    }
+}
