@@ -55,6 +55,27 @@ type ApiResult<T> = Result<T, ApiError>;
 /// The OpenAPI document, kept beside the code and checked against the router by tests.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
+/// Every (method, path) the router serves; a test checks `/openapi.json` documents exactly
+/// these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/openapi.json"),
+    ("post", "/v1/principals"),
+    ("delete", "/v1/principals/{id}"),
+    ("post", "/v1/reporters"),
+    ("get", "/v1/pseudonyms/{p}"),
+    ("post", "/v1/pseudonyms/{p}/handoff"),
+    ("post", "/v1/pseudonyms/{p}/rotate"),
+    ("post", "/v1/pseudonyms/{p}/messages"),
+    ("post", "/v1/disclosures"),
+    ("get", "/v1/disclosures/{id}"),
+    ("post", "/v1/disclosures/{id}/approve"),
+    ("post", "/v1/disclosures/{id}/deny"),
+    ("post", "/v1/disclosures/{id}/open"),
+    ("get", "/v1/audit/events"),
+];
+
 /// Every route of the contract.
 pub fn router(state: AppState, max_body: usize) -> Router {
     Router::new()
