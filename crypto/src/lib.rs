@@ -88,12 +88,14 @@
 #![warn(missing_docs)]
 
 pub mod agefmt;
+pub mod checkpoint;
 pub mod claim;
 pub mod envelope;
 mod error;
 pub mod ids;
 pub mod keyring;
 pub mod mac;
+pub mod merkle;
 pub mod random;
 pub mod secret;
 pub mod token;

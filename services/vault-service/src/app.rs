@@ -123,10 +123,10 @@ fn check_private(path: &Path) -> Result<(), StartError> {
 
 /// Reads a secret from `VAR`, or from the file named by `VAR_FILE` (which must be private).
 pub fn secret_from_env(var: &str) -> Result<Option<SecretString>, StartError> {
-    if let Ok(v) = std::env::var(var) {
-        if !v.is_empty() {
-            return Ok(Some(SecretString::from(v)));
-        }
+    if let Ok(v) = std::env::var(var)
+        && !v.is_empty()
+    {
+        return Ok(Some(SecretString::from(v)));
     }
     let file_var = format!("{var}_FILE");
     if let Ok(path) = std::env::var(&file_var) {
@@ -230,10 +230,10 @@ impl VaultConfig {
                 paths.keyring.display()
             )));
         } else {
-            if let KeyringProtector::IdentityFile(id) = &protector {
-                if !id.exists() {
-                    KeyringProtector::create_identity_file(id)?;
-                }
+            if let KeyringProtector::IdentityFile(id) = &protector
+                && !id.exists()
+            {
+                KeyringProtector::create_identity_file(id)?;
             }
             let kr = Keyring::generate(rng.as_ref(), clock.now().unix_timestamp())
                 .map_err(vault_crypto::KeyringError::from)?;

@@ -78,7 +78,7 @@ pub async fn request_context(
         method = %method,
         route = %route,
         status = res.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         "request"
     );
     res
