@@ -17,9 +17,7 @@ use crate::model::{
     PseudonymRecord, PseudonymStatus, ReporterRecord,
 };
 use crate::ports::{Delivery, KeyError, KeyProvider, Notifier, RandomSource, Store, StoreError};
-use crate::values::{
-    CaseRef, Channel, IdentityField, Jurisdiction, MessageKind, Purpose, Role,
-};
+use crate::values::{CaseRef, Channel, IdentityField, Jurisdiction, MessageKind, Purpose, Role};
 
 /// How many distinct custodians must approve a disclosure, per purpose.
 #[derive(Debug, Clone, Copy)]
@@ -196,7 +194,13 @@ impl Vault {
 
     /// Appends a refusal in its own transaction. The refusal stands even if the trail is
     /// down (fail closed); that failure goes to the log.
-    async fn record_denial(&self, actor: &Actor, attempted: &'static str, event: NewEvent, reason: &str) {
+    async fn record_denial(
+        &self,
+        actor: &Actor,
+        attempted: &'static str,
+        event: NewEvent,
+        reason: &str,
+    ) {
         let mut ev = event;
         ev.action = Some(Action::AccessDenied);
         ev.denied = true;
@@ -245,7 +249,8 @@ impl Vault {
             return Ok(());
         }
         ev.jurisdiction = Some(jurisdiction.to_string());
-        self.record_denial(actor, attempted, ev, "out_of_scope").await;
+        self.record_denial(actor, attempted, ev, "out_of_scope")
+            .await;
         Err(DomainError::NotFound { what })
     }
 
@@ -293,8 +298,7 @@ impl Vault {
                 DomainError::invalid("age_recipient", "not an age X25519 recipient (age1…)")
             })?;
         }
-        let token =
-            vault_crypto::token::generate_token(self.deps.rng.as_ref()).map_err(rng_err)?;
+        let token = vault_crypto::token::generate_token(self.deps.rng.as_ref()).map_err(rng_err)?;
         let hash = vault_crypto::token::hash_token(token.expose_secret());
         let principal = Principal {
             id: self.new_id("prn")?,
@@ -341,7 +345,8 @@ impl Vault {
         age_recipient: Option<&str>,
     ) -> Result<CreatedPrincipal, DomainError> {
         if let Some(actor) = actor {
-            self.require_role(actor, &[Role::Admin], "create principals").await?;
+            self.require_role(actor, &[Role::Admin], "create principals")
+                .await?;
             if !actor.principal.jurisdiction.covers(&jurisdiction) {
                 let ev = NewEvent::by(actor, Action::AccessDenied, self.now());
                 self.record_denial(actor, "create principals", ev, "out_of_scope")
@@ -371,34 +376,47 @@ impl Vault {
 
     /// Revokes a principal; its token stops working with the next request.
     pub async fn revoke_principal(&self, actor: &Actor, id: &str) -> Result<(), DomainError> {
-        self.require_role(actor, &[Role::Admin], "revoke principals").await?;
-        let mut tx = self.deps.store.begin().await?;
-        let Some(target) = tx.principal(id).await? else {
-            return Err(DomainError::NotFound { what: "principal" });
-        };
-        drop(tx);
+        self.require_role(actor, &[Role::Admin], "revoke principals")
+            .await?;
+        let target = self
+            .deps
+            .store
+            .read()
+            .await?
+            .principal(id)
+            .await?
+            .ok_or(DomainError::NotFound { what: "principal" })?;
         let mut ev = NewEvent::by(actor, Action::PrincipalRevoked, self.now());
         ev.target = Some(target.id.clone());
-        self.require_scope(actor, target.jurisdiction, "principal", "revoke principals", ev.clone())
-            .await?;
+        ev.jurisdiction = Some(target.jurisdiction.to_string());
+        self.require_scope(
+            actor,
+            target.jurisdiction,
+            "principal",
+            "revoke principals",
+            ev.clone(),
+        )
+        .await?;
         let mut tx = self.deps.store.begin().await?;
-        let Some(target) = tx.principal(id).await? else {
-            return Err(DomainError::NotFound { what: "principal" });
+        // Re-read under the write lock: the checks below must see the current state.
+        let target = tx
+            .principal(id)
+            .await?
+            .ok_or(DomainError::NotFound { what: "principal" })?;
+        let refusal = if target.revoked_at.is_some() {
+            Some(("already_revoked", "the principal is already revoked"))
+        } else if target.role == Role::Admin && tx.active_admin_count().await? <= 1 {
+            Some(("last_admin", "the last active admin cannot be revoked"))
+        } else {
+            None
         };
-        if target.revoked_at.is_some() {
+        if let Some((code, message)) = refusal {
             drop(tx);
             return Err(self
-                .conflict(actor, "revoke principals", ev, "already_revoked", "the principal is already revoked".into())
-                .await);
-        }
-        if target.role == Role::Admin && tx.active_admin_count().await? <= 1 {
-            drop(tx);
-            return Err(self
-                .conflict(actor, "revoke principals", ev, "last_admin", "the last active admin cannot be revoked".into())
+                .conflict(actor, "revoke principals", ev, code, message.into())
                 .await);
         }
         tx.revoke_principal(id, self.now()).await?;
-        ev.jurisdiction = Some(target.jurisdiction.to_string());
         tx.append_event(&ev).await.map_err(audit_err)?;
         tx.commit().await?;
         Ok(())
@@ -408,13 +426,14 @@ impl Vault {
 
     /// Seals one reporter identity for one case and issues a pseudonym.
     pub async fn seal(&self, actor: &Actor, req: SealRequest) -> Result<SealOutcome, DomainError> {
-        self.require_role(actor, &[Role::CaseSystem], "seal identities").await?;
+        self.require_role(actor, &[Role::CaseSystem], "seal identities")
+            .await?;
         let now = self.now();
         if !actor.principal.jurisdiction.covers(&req.jurisdiction) {
-            let ev = NewEvent::by(actor, Action::AccessDenied, now);
-            let mut ev = ev;
+            let mut ev = NewEvent::by(actor, Action::AccessDenied, now);
             ev.jurisdiction = Some(req.jurisdiction.to_string());
-            self.record_denial(actor, "seal identities", ev, "out_of_scope").await;
+            self.record_denial(actor, "seal identities", ev, "out_of_scope")
+                .await;
             return Err(DomainError::invalid(
                 "jurisdiction",
                 "outside the caller's jurisdiction",
@@ -500,7 +519,11 @@ impl Vault {
                     jurisdiction: req.jurisdiction,
                     // An erased record keeps its index slot; the new record goes unindexed
                     // rather than relinking the person to what was erased.
-                    blind_index: if existing.is_some() { None } else { blind_index },
+                    blind_index: if existing.is_some() {
+                        None
+                    } else {
+                        blind_index
+                    },
                     kek_version: sealed.as_ref().map(|(_, v)| *v),
                     envelope: sealed.map(|(e, _)| e),
                     anonymous,
@@ -579,7 +602,11 @@ impl Vault {
     }
 
     /// A pseudonym's non-identifying facts (any role, in scope).
-    pub async fn get_pseudonym(&self, actor: &Actor, p: &str) -> Result<PseudonymRecord, DomainError> {
+    pub async fn get_pseudonym(
+        &self,
+        actor: &Actor,
+        p: &str,
+    ) -> Result<PseudonymRecord, DomainError> {
         self.pseudonym_in_scope(actor, p, "read pseudonyms").await
     }
 
@@ -660,8 +687,11 @@ impl Vault {
         to: Jurisdiction,
         case_ref: Option<CaseRef>,
     ) -> Result<PseudonymRecord, DomainError> {
-        self.require_role(actor, &[Role::CaseSystem], "hand off pseudonyms").await?;
-        let from = self.pseudonym_in_scope(actor, p, "hand off pseudonyms").await?;
+        self.require_role(actor, &[Role::CaseSystem], "hand off pseudonyms")
+            .await?;
+        let from = self
+            .pseudonym_in_scope(actor, p, "hand off pseudonyms")
+            .await?;
         let case_ref = case_ref.unwrap_or_else(|| from.case_ref.clone());
         self.issue_from(actor, &from, to, case_ref, PseudonymOrigin::Handoff)
             .await
@@ -669,9 +699,15 @@ impl Vault {
 
     /// Replaces a possibly exposed pseudonym; the old one becomes `revoked`.
     pub async fn rotate(&self, actor: &Actor, p: &str) -> Result<PseudonymRecord, DomainError> {
-        self.require_role(actor, &[Role::CaseSystem, Role::Custodian], "rotate pseudonyms")
+        self.require_role(
+            actor,
+            &[Role::CaseSystem, Role::Custodian],
+            "rotate pseudonyms",
+        )
+        .await?;
+        let from = self
+            .pseudonym_in_scope(actor, p, "rotate pseudonyms")
             .await?;
-        let from = self.pseudonym_in_scope(actor, p, "rotate pseudonyms").await?;
         self.issue_from(
             actor,
             &from,
@@ -690,12 +726,13 @@ impl Vault {
         kind: MessageKind,
         body: &str,
     ) -> Result<String, DomainError> {
-        self.require_role(actor, &[Role::CaseSystem], "relay messages").await?;
+        self.require_role(actor, &[Role::CaseSystem], "relay messages")
+            .await?;
         let body = check_text("body", body, 1, MAX_BODY_CHARS)?;
         let rec = self.pseudonym_in_scope(actor, p, "relay messages").await?;
         let now = self.now();
-        let mut ev = NewEvent::by(actor, Action::MessageRelayed, now)
-            .with_detail("kind", kind.as_str());
+        let mut ev =
+            NewEvent::by(actor, Action::MessageRelayed, now).with_detail("kind", kind.as_str());
         ev.pseudonym = Some(rec.pseudonym.clone());
         ev.jurisdiction = Some(rec.jurisdiction.to_string());
         if let Err((code, msg)) = Self::require_active(&rec) {
@@ -722,7 +759,13 @@ impl Vault {
         if !reachable {
             drop(tx);
             return Err(self
-                .conflict(actor, "relay messages", ev, "no_contact", "the reporter left no phone or e-mail to relay to".into())
+                .conflict(
+                    actor,
+                    "relay messages",
+                    ev,
+                    "no_contact",
+                    "the reporter left no phone or e-mail to relay to".into(),
+                )
                 .await);
         }
         let msg = OutboxMessage {
@@ -745,7 +788,11 @@ impl Vault {
 
     /// Delivers due messages through `notifier`; returns how many were delivered. Each
     /// message is leased first, so several workers never deliver the same one.
-    pub async fn deliver_due_messages(&self, notifier: &dyn Notifier, limit: u32) -> Result<usize, DomainError> {
+    pub async fn deliver_due_messages(
+        &self,
+        notifier: &dyn Notifier,
+        limit: u32,
+    ) -> Result<usize, DomainError> {
         let now = self.now();
         let mut tx = self.deps.store.begin().await?;
         let due = tx
@@ -813,11 +860,18 @@ impl Vault {
         actor: &Actor,
         req: DisclosureRequest,
     ) -> Result<Disclosure, DomainError> {
-        self.require_role(actor, &[Role::CaseSystem, Role::Finance], "request disclosures")
-            .await?;
+        self.require_role(
+            actor,
+            &[Role::CaseSystem, Role::Finance],
+            "request disclosures",
+        )
+        .await?;
         let justification = check_text("justification", &req.justification, 10, 2000)?;
         if req.fields.is_empty() {
-            return Err(DomainError::invalid("fields", "must name at least one field"));
+            return Err(DomainError::invalid(
+                "fields",
+                "must name at least one field",
+            ));
         }
         let mut fields: Vec<IdentityField> = Vec::new();
         for f in req.fields {
@@ -835,11 +889,19 @@ impl Vault {
         ev.jurisdiction = Some(rec.jurisdiction.to_string());
         ev.purpose = Some(req.purpose.as_str().to_owned());
         if let Err((code, msg)) = Self::require_active(&rec) {
-            return Err(self.conflict(actor, "request disclosures", ev, code, msg).await);
+            return Err(self
+                .conflict(actor, "request disclosures", ev, code, msg)
+                .await);
         }
         if rec.anonymous {
             return Err(self
-                .conflict(actor, "request disclosures", ev, "anonymous_reporter", "the report is anonymous: there is no identity to disclose".into())
+                .conflict(
+                    actor,
+                    "request disclosures",
+                    ev,
+                    "anonymous_reporter",
+                    "the report is anonymous: there is no identity to disclose".into(),
+                )
                 .await);
         }
         let d = Disclosure {
@@ -862,7 +924,11 @@ impl Vault {
         ev.record = Some(d.reporter_id.clone());
         ev.detail.insert(
             "fields".into(),
-            d.fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(","),
+            d.fields
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
         );
         let mut tx = self.deps.store.begin().await?;
         tx.insert_disclosure(&d).await?;
@@ -892,7 +958,9 @@ impl Vault {
 
     /// A disclosure as its requester, custodians and auditors in scope see it.
     pub async fn get_disclosure(&self, actor: &Actor, id: &str) -> Result<Disclosure, DomainError> {
-        let d = self.disclosure_in_scope(actor, id, "read disclosures").await?;
+        let d = self
+            .disclosure_in_scope(actor, id, "read disclosures")
+            .await?;
         let allowed = match actor.principal.role {
             Role::Custodian | Role::Auditor => true,
             Role::CaseSystem | Role::Finance => d.requester_id == actor.principal.id,
@@ -901,7 +969,8 @@ impl Vault {
         if !allowed {
             let mut ev = NewEvent::by(actor, Action::AccessDenied, self.now());
             ev.disclosure_id = Some(d.id.clone());
-            self.record_denial(actor, "read disclosures", ev, "not_requester").await;
+            self.record_denial(actor, "read disclosures", ev, "not_requester")
+                .await;
             return Err(DomainError::NotFound { what: "disclosure" });
         }
         Ok(d)
@@ -915,8 +984,13 @@ impl Vault {
         approve: bool,
         comment: &str,
     ) -> Result<Disclosure, DomainError> {
-        let attempted = if approve { "approve disclosures" } else { "deny disclosures" };
-        self.require_role(actor, &[Role::Custodian], attempted).await?;
+        let attempted = if approve {
+            "approve disclosures"
+        } else {
+            "deny disclosures"
+        };
+        self.require_role(actor, &[Role::Custodian], attempted)
+            .await?;
         let comment = check_text("comment", comment, 0, 2000)?;
         self.disclosure_in_scope(actor, id, attempted).await?;
         let now = self.now();
@@ -927,7 +1001,11 @@ impl Vault {
             .ok_or(DomainError::NotFound { what: "disclosure" })?;
         let mut ev = NewEvent::by(
             actor,
-            if approve { Action::DisclosureApproved } else { Action::DisclosureDenied },
+            if approve {
+                Action::DisclosureApproved
+            } else {
+                Action::DisclosureDenied
+            },
             now,
         );
         ev.disclosure_id = Some(d.id.clone());
@@ -935,9 +1013,19 @@ impl Vault {
         ev.jurisdiction = Some(d.jurisdiction.to_string());
         ev.purpose = Some(d.purpose.as_str().to_owned());
         let refusal = if d.requester_id == actor.principal.id {
-            Some(("own_request", "the requester cannot decide its own request".to_owned()))
-        } else if d.decisions.iter().any(|x| x.principal_id == actor.principal.id) {
-            Some(("already_decided", "this custodian has already decided this request".to_owned()))
+            Some((
+                "own_request",
+                "the requester cannot decide its own request".to_owned(),
+            ))
+        } else if d
+            .decisions
+            .iter()
+            .any(|x| x.principal_id == actor.principal.id)
+        {
+            Some((
+                "already_decided",
+                "this custodian has already decided this request".to_owned(),
+            ))
         } else {
             match d.status_at(now) {
                 DisclosureStatus::Pending => None,
@@ -959,7 +1047,8 @@ impl Vault {
         let approvals = d.decisions.iter().filter(|x| x.approve).count();
         if !approve {
             d.status = DisclosureStatus::Denied;
-            tx.update_disclosure_status(&d.id, d.status, None, None).await?;
+            tx.update_disclosure_status(&d.id, d.status, None, None)
+                .await?;
         } else if u32::try_from(approvals).unwrap_or(u32::MAX) >= d.approvals_required {
             d.status = DisclosureStatus::Approved;
             d.approved_at = Some(now);
@@ -977,10 +1066,19 @@ impl Vault {
     /// The identity is decrypted and the response body built in memory first; then the
     /// disclosure is marked opened and its event — with a keyed MAC of every value that
     /// leaves — committed. Only after that commit does the caller get the bytes to send.
-    pub async fn open_disclosure(&self, actor: &Actor, id: &str) -> Result<OpenedDisclosure, DomainError> {
-        self.require_role(actor, &[Role::CaseSystem, Role::Finance], "open disclosures")
+    pub async fn open_disclosure(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<OpenedDisclosure, DomainError> {
+        self.require_role(
+            actor,
+            &[Role::CaseSystem, Role::Finance],
+            "open disclosures",
+        )
+        .await?;
+        self.disclosure_in_scope(actor, id, "open disclosures")
             .await?;
-        self.disclosure_in_scope(actor, id, "open disclosures").await?;
         let now = self.now();
         let mut tx = self.deps.store.begin().await?;
         let d = tx
@@ -994,7 +1092,10 @@ impl Vault {
         ev.purpose = Some(d.purpose.as_str().to_owned());
         ev.record = Some(d.reporter_id.clone());
         let refusal = if d.requester_id != actor.principal.id {
-            Some(("not_requester", "only the requester may open a disclosure".to_owned()))
+            Some((
+                "not_requester",
+                "only the requester may open a disclosure".to_owned(),
+            ))
         } else {
             match d.status_at(now) {
                 DisclosureStatus::Approved => None,
@@ -1003,7 +1104,9 @@ impl Vault {
         };
         if let Some((code, msg)) = refusal {
             drop(tx);
-            return Err(self.conflict(actor, "open disclosures", ev, code, msg).await);
+            return Err(self
+                .conflict(actor, "open disclosures", ev, code, msg)
+                .await);
         }
         let reporter = tx
             .reporter(&d.reporter_id)
@@ -1012,7 +1115,13 @@ impl Vault {
         let Some(env) = reporter.envelope.as_ref() else {
             drop(tx);
             return Err(self
-                .conflict(actor, "open disclosures", ev, "erased", "the reporter's record was erased".into())
+                .conflict(
+                    actor,
+                    "open disclosures",
+                    ev,
+                    "erased",
+                    "the reporter's record was erased".into(),
+                )
                 .await);
         };
         let plain = self
@@ -1075,7 +1184,8 @@ impl Vault {
         start: u64,
         limit: u32,
     ) -> Result<(Vec<(Event, Vec<u8>)>, u64), DomainError> {
-        self.require_role(actor, &[Role::Auditor], "read the access trail").await?;
+        self.require_role(actor, &[Role::Auditor], "read the access trail")
+            .await?;
         let mut repo = self.deps.store.read().await?;
         let size = repo.event_count().await?;
         Ok((repo.events(start, limit.clamp(1, 1000)).await?, size))
