@@ -183,6 +183,15 @@ fn parse_root(s: &str) -> Result<Hash, CryptoError> {
 ///
 /// Built from the keyring's log-signing seed. No `Debug` or `Clone`: it holds
 /// the private key (see the module documentation on wiping).
+///
+/// ```compile_fail,E0277
+/// fn needs_clone<T: Clone>() {}
+/// needs_clone::<vault_crypto::checkpoint::LogSigner>();
+/// ```
+/// ```compile_fail,E0277
+/// fn needs_debug<T: std::fmt::Debug>() {}
+/// needs_debug::<vault_crypto::checkpoint::LogSigner>();
+/// ```
 pub struct LogSigner {
     name: String,
     key_id: [u8; 4],
@@ -201,7 +210,8 @@ impl LogSigner {
         if !is_valid_key_name(name) {
             return Err(CryptoError::Format);
         }
-        // Seed exposed only to derive the key pair; `ring` keeps no other copy.
+        // Seed exposed only to derive the key pair, which `ring` keeps (and
+        // does not wipe) for the signer's life; see the module documentation.
         let key_pair = Ed25519KeyPair::from_seed_unchecked(seed.expose_secret())
             .map_err(|_| CryptoError::Format)?;
         let public_key = <[u8; 32]>::try_from(key_pair.public_key().as_ref())

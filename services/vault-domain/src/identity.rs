@@ -47,8 +47,14 @@ impl Identity {
             IdentityField::IdNumber,
             self.id_number.as_ref().map(|v| v.expose()),
         );
-        put(IdentityField::Phone, self.phone.as_ref().map(|v| v.expose()));
-        put(IdentityField::Email, self.email.as_ref().map(|v| v.expose()));
+        put(
+            IdentityField::Phone,
+            self.phone.as_ref().map(|v| v.expose()),
+        );
+        put(
+            IdentityField::Email,
+            self.email.as_ref().map(|v| v.expose()),
+        );
         put(
             IdentityField::Address,
             self.address.as_ref().map(|v| v.expose()),

@@ -53,8 +53,11 @@ pub trait Repo: Send {
     /// A principal by id.
     async fn principal(&mut self, id: &str) -> Result<Option<Principal>, StoreError>;
     /// Stores a new principal with its token hash.
-    async fn insert_principal(&mut self, p: &Principal, token_hash: &[u8; 32])
-    -> Result<(), StoreError>;
+    async fn insert_principal(
+        &mut self,
+        p: &Principal,
+        token_hash: &[u8; 32],
+    ) -> Result<(), StoreError>;
     /// Marks a principal revoked.
     async fn revoke_principal(&mut self, id: &str, at: OffsetDateTime) -> Result<(), StoreError>;
 
@@ -135,7 +138,8 @@ pub trait Repo: Send {
     /// indexes are dense from 0.
     async fn append_event(&mut self, e: &NewEvent) -> Result<u64, StoreError>;
     /// Events `[start, start+limit)`, as (event, exact leaf bytes).
-    async fn events(&mut self, start: u64, limit: u32) -> Result<Vec<(Event, Vec<u8>)>, StoreError>;
+    async fn events(&mut self, start: u64, limit: u32)
+    -> Result<Vec<(Event, Vec<u8>)>, StoreError>;
     /// Number of events.
     async fn event_count(&mut self) -> Result<u64, StoreError>;
 }

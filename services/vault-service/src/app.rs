@@ -137,7 +137,9 @@ pub fn secret_from_env(var: &str) -> Result<Option<SecretString>, StartError> {
         );
         let v = raw.trim_end_matches(['\n', '\r']);
         if v.is_empty() {
-            return Err(StartError::Config(format!("{file_var} names an empty file")));
+            return Err(StartError::Config(format!(
+                "{file_var} names an empty file"
+            )));
         }
         return Ok(Some(SecretString::from(v.to_owned())));
     }
@@ -173,7 +175,10 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), StartError> {
 impl VaultConfig {
     fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("vault.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("vault.db").display()
+            )
         })
     }
 
@@ -198,7 +203,9 @@ impl VaultConfig {
         })?;
         let paths = KeyringPaths::in_dir(&self.data_dir);
         let protector = protector(
-            self.passphrase.as_ref().map(|p| SecretString::from(p.expose_secret().to_owned())),
+            self.passphrase
+                .as_ref()
+                .map(|p| SecretString::from(p.expose_secret().to_owned())),
             &paths,
             engine == Engine::Sqlite,
         )?;
@@ -315,12 +322,17 @@ impl Application {
 
     /// The bound address.
     pub fn local_addr(&self) -> Result<SocketAddr, StartError> {
-        self.listener.local_addr().map_err(io("reading local address"))
+        self.listener
+            .local_addr()
+            .map_err(io("reading local address"))
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests and stops the
     /// delivery worker.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let worker = tokio::spawn(crate::notify::run_worker(
             self.state.vault.clone(),

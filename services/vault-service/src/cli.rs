@@ -26,7 +26,13 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log format.
-    #[arg(long, env = "RV_LOG_FORMAT", value_enum, default_value = "json", global = true)]
+    #[arg(
+        long,
+        env = "RV_LOG_FORMAT",
+        value_enum,
+        default_value = "json",
+        global = true
+    )]
     log_format: LogFormat,
 }
 
@@ -67,7 +73,12 @@ struct StoreArgs {
     #[arg(long, env = "RV_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// SQLite durability.
-    #[arg(long, env = "RV_SQLITE_SYNCHRONOUS", value_enum, default_value = "normal")]
+    #[arg(
+        long,
+        env = "RV_SQLITE_SYNCHRONOUS",
+        value_enum,
+        default_value = "normal"
+    )]
     sqlite_synchronous: SyncArg,
     /// Custodians required per disclosure purpose, e.g. `judicial_transfer=3,verification_contact=1`
     /// (defaults: 1, and 2 for judicial_transfer and false_accusation).
@@ -166,7 +177,10 @@ impl StoreArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("reporter-vault: cannot start the runtime: {e}");
@@ -239,7 +253,10 @@ async fn run(command: Command) -> Result<(), StartError> {
                 &created.principal,
                 Some(created.token.expose_secret().to_owned()),
             );
-            println!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&view).unwrap_or_default()
+            );
             opened.store.close().await;
             Ok(())
         }

@@ -28,11 +28,7 @@ pub struct WebhookNotifier {
 
 impl WebhookNotifier {
     /// A notifier posting to `url`, signing with `secret`.
-    pub fn new(
-        url: String,
-        secret: &SecretString,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, String> {
+    pub fn new(url: String, secret: &SecretString, clock: Arc<dyn Clock>) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())

@@ -124,8 +124,12 @@ impl SqlStore {
                     SqliteSync::Full => "FULL",
                 };
                 let pragmas: &'static str = match sync {
-                    "FULL" => "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
-                    _ => "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+                    "FULL" => {
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;"
+                    }
+                    _ => {
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;"
+                    }
                 };
                 let make = |max: u32| {
                     AnyPoolOptions::new()

@@ -44,11 +44,12 @@ pub(crate) async fn run(pool: &AnyPool, engine: Engine) -> Result<(), StoreError
     .execute(&mut *tx)
     .await
     .map_err(unavailable)?;
-    let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM rv_schema_migrations")
-        .fetch_one(&mut *tx)
-        .await
-        .and_then(|r| r.try_get::<i64, _>("v"))
-        .map_err(unavailable)?;
+    let current: i64 =
+        sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM rv_schema_migrations")
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|r| r.try_get::<i64, _>("v"))
+            .map_err(unavailable)?;
     if current > LATEST {
         return Err(StoreError::Unavailable(format!(
             "the database schema (version {current}) is newer than this build (version {LATEST})"

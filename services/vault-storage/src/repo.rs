@@ -2,8 +2,8 @@
 //! (writes), because both deref to an `AnyConnection`.
 
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
@@ -638,14 +638,19 @@ impl Repo for SqlConn {
         Ok(index)
     }
 
-    async fn events(&mut self, start: u64, limit: u32) -> Result<Vec<(Event, Vec<u8>)>, StoreError> {
+    async fn events(
+        &mut self,
+        start: u64,
+        limit: u32,
+    ) -> Result<Vec<(Event, Vec<u8>)>, StoreError> {
         let start = i64::try_from(start).unwrap_or(i64::MAX);
-        let rows = sqlx::query("SELECT idx, leaf FROM audit_events WHERE idx >= $1 ORDER BY idx LIMIT $2")
-            .bind(start)
-            .bind(i64::from(limit))
-            .fetch_all(self.c())
-            .await
-            .map_err(unavailable)?;
+        let rows =
+            sqlx::query("SELECT idx, leaf FROM audit_events WHERE idx >= $1 ORDER BY idx LIMIT $2")
+                .bind(start)
+                .bind(i64::from(limit))
+                .fetch_all(self.c())
+                .await
+                .map_err(unavailable)?;
         rows.iter()
             .map(|r| {
                 let leaf: Vec<u8> = get(r, "leaf")?;

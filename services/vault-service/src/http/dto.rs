@@ -9,8 +9,8 @@ use vault_domain::clock::rfc3339_cst;
 use vault_domain::identity::Identity;
 use vault_domain::model::{Disclosure, Principal, PseudonymRecord};
 use vault_domain::values::{
-    Address, BankAccount, BankName, CaseRef, Channel, Email, Employer, IdentityField,
-    Jurisdiction, MessageKind, PersonName, Phone, Purpose, ResidentId, Role, ValueError,
+    Address, BankAccount, BankName, CaseRef, Channel, Email, Employer, IdentityField, Jurisdiction,
+    MessageKind, PersonName, Phone, Purpose, ResidentId, Role, ValueError,
 };
 
 fn field_err(field: &str) -> impl Fn(ValueError) -> DomainError + '_ {
@@ -93,7 +93,10 @@ fn opt<T>(
     v: &Option<String>,
     parse: impl Fn(&str) -> Result<T, ValueError>,
 ) -> Result<Option<T>, DomainError> {
-    v.as_deref().map(parse).transpose().map_err(field_err(field))
+    v.as_deref()
+        .map(parse)
+        .transpose()
+        .map_err(field_err(field))
 }
 
 impl IdentityIn {
@@ -114,7 +117,11 @@ impl IdentityIn {
             phone: opt("identity.phone", &self.phone, Phone::parse)?,
             email: opt("identity.email", &self.email, Email::parse)?,
             address: opt("identity.address", &self.address, Address::parse)?,
-            bank_account: opt("identity.bank_account", &self.bank_account, BankAccount::parse)?,
+            bank_account: opt(
+                "identity.bank_account",
+                &self.bank_account,
+                BankAccount::parse,
+            )?,
             bank_name: opt("identity.bank_name", &self.bank_name, BankName::parse)?,
             employer: opt("identity.employer", &self.employer, Employer::parse)?,
         })

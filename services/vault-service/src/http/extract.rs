@@ -48,8 +48,7 @@ pub struct JsonBody<T>(pub T);
 fn safe_name(s: &str) -> Option<&str> {
     (!s.is_empty()
         && s.len() <= 64
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
     .then_some(s)
 }
