@@ -508,27 +508,7 @@ fn input_error_detail(
 
 fn run<T: Tracer>(p: &Policy, input: &QuoteInput, t: &mut T) -> Decision {
     t.step(Step::Policy, || {
-        let mut d = format!("policy {}", p.id());
-        if let Some(title) = p.title() {
-            d.push_str(&format!(" 《{title}》"));
-        }
-        if let Some(no) = p.document_number() {
-            d.push_str(&format!(" {no}"));
-        }
-        d.push_str(&format!(
-            ", version {}; jurisdiction {}, {}; ",
-            p.version(),
-            p.jurisdiction(),
-            p.sectors()
-        ));
-        match p.effective_from() {
-            Some(f) => d.push_str(&format!("in force from {f}")),
-            None => d.push_str("start date not given in the sources (used because named)"),
-        }
-        if let Some(to) = p.effective_to() {
-            d.push_str(&format!(" to {to}"));
-        }
-        ("policy".to_owned(), d)
+        ("policy".to_owned(), p.summary().to_owned())
     });
 
     let o = &input.outcome;

@@ -464,6 +464,9 @@ pub struct Policy {
     file: String,
     #[serde(skip)]
     source_text: String,
+    /// The first line of every trace, written once at load.
+    #[serde(skip)]
+    summary: String,
 }
 
 impl Policy {
@@ -514,6 +517,11 @@ impl Policy {
     /// The exact text of the file, to archive with every computation that used it.
     pub fn source_text(&self) -> &str {
         &self.source_text
+    }
+    /// One line naming the policy, its document, version, scope and period: the first step
+    /// of every trace.
+    pub fn summary(&self) -> &str {
+        &self.summary
     }
     /// The file name given to [`Policy::parse`].
     pub fn file(&self) -> &str {
@@ -634,6 +642,30 @@ impl Policy {
             _ => rule.max_base(),
         }
     }
+}
+
+fn summarise(p: &Policy) -> String {
+    let mut d = format!("policy {}", p.id());
+    if let Some(title) = p.title() {
+        d.push_str(&format!(" 《{title}》"));
+    }
+    if let Some(no) = p.document_number() {
+        d.push_str(&format!(" {no}"));
+    }
+    d.push_str(&format!(
+        ", version {}; jurisdiction {}, {}; ",
+        p.version(),
+        p.jurisdiction(),
+        p.sectors()
+    ));
+    match p.effective_from() {
+        Some(f) => d.push_str(&format!("in force from {f}")),
+        None => d.push_str("start date not given in the sources (used only when named)"),
+    }
+    if let Some(to) = p.effective_to() {
+        d.push_str(&format!(" to {to}"));
+    }
+    d
 }
 
 // ---------------------------------------------------------------------------------------
@@ -776,7 +808,10 @@ impl Checker<'_> {
             monthly_caps,
             file: file.to_owned(),
             source_text: text.to_owned(),
+            summary: String::new(),
         };
+        let mut policy = policy;
+        policy.summary = summarise(&policy);
         if rounding == Rounding::Yuan {
             self.whole_yuan(&policy);
         }

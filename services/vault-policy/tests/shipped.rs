@@ -1,12 +1,17 @@
 //! The shipped policies: every file loads, and worked examples from the published figures
 //! (REWARD-RULES.md) come out to the fen for every policy.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use common::{detail, pays, q, refuses, shipped};
-use vault_policy::{
-    Joint, OutcomeKind, Policy, PolicySet, Precision, Rounding, SelectError, Step,
-};
+use vault_policy::{Joint, OutcomeKind, Policy, PolicySet, Precision, Rounding, SelectError, Step};
 
 // ------------------------------------------------------------------------------------------
 // Loading
@@ -44,7 +49,12 @@ fn every_shipped_file_loads() {
     assert_eq!(files, set.len(), "every *.toml file is a loaded policy");
     for p in set.iter() {
         let bytes = std::fs::read(common::policies_dir().join(format!("{}.toml", p.id()))).unwrap();
-        assert_eq!(p.source_text().as_bytes(), bytes, "{}: source text kept verbatim", p.id());
+        assert_eq!(
+            p.source_text().as_bytes(),
+            bytes,
+            "{}: source text kept verbatim",
+            p.id()
+        );
         assert!(p.version().starts_with("sha256:") && p.version().len() == 7 + 64);
         // Re-reading the archived text gives the same policy and version.
         let again = Policy::parse("archived", p.source_text().as_bytes()).unwrap();
@@ -52,7 +62,11 @@ fn every_shipped_file_loads() {
         assert_eq!(again.rules(), p.rules());
         assert!(!p.source().is_empty());
         // Every file keeps its source in comments too.
-        assert!(p.source_text().starts_with('#'), "{}: no source comment", p.id());
+        assert!(
+            p.source_text().starts_with('#'),
+            "{}: no source comment",
+            p.id()
+        );
         // None of the sources state a rounding unit or a dual-approval threshold.
         assert_eq!(p.rounding(), Rounding::Fen);
         assert_eq!(p.dual_approval_threshold(), None);
@@ -80,7 +94,10 @@ fn metadata_is_carried() {
     let national = set.get("cn-national-2018").unwrap();
     assert_eq!(national.document_number(), Some("安监总财〔2018〕19号"));
     assert_eq!(national.title(), Some("安全生产领域举报奖励办法"));
-    assert_eq!(national.issuing_bodies(), ["国家安全生产监督管理总局", "财政部"]);
+    assert_eq!(
+        national.issuing_bodies(),
+        ["国家安全生产监督管理总局", "财政部"]
+    );
     assert_eq!(national.claim_days(), Some(60));
     assert_eq!(national.joint(), Joint::FirstSignatory);
     assert!(!national.eligibility().anonymous_allowed());
@@ -91,14 +108,26 @@ fn metadata_is_carried() {
 
     let longhua = set.get("guangdong-shenzhen-longhua-2022").unwrap();
     assert_eq!(
-        longhua.monthly_cap(OutcomeKind::GeneralHazard).unwrap().to_string(),
+        longhua
+            .monthly_cap(OutcomeKind::GeneralHazard)
+            .unwrap()
+            .to_string(),
         "1000.00"
     );
-    assert_eq!(longhua.monthly_cap(OutcomeKind::Violation).unwrap().to_string(), "1000.00");
+    assert_eq!(
+        longhua
+            .monthly_cap(OutcomeKind::Violation)
+            .unwrap()
+            .to_string(),
+        "1000.00"
+    );
     assert_eq!(longhua.monthly_cap(OutcomeKind::MajorHazard), None);
 
     let henan = set.get("henan-2025").unwrap();
-    assert_eq!(henan.effective_from().unwrap().precision(), Precision::Month);
+    assert_eq!(
+        henan.effective_from().unwrap().precision(),
+        Precision::Month
+    );
     assert_eq!(henan.claim_days(), None, "not in the sources");
 
     let xiamen = set.get("fujian-xiamen").unwrap();
@@ -113,13 +142,19 @@ fn metadata_is_carried() {
     let json = serde_json::to_value(national).unwrap();
     assert_eq!(json["rules"]["major_hazard"]["floor"], "3000.00");
     assert_eq!(json["rules"]["major_hazard"]["type"], "percent");
-    assert_eq!(json["rules"]["concealed_accident"]["per_death"]["especially_major"], "60000.00");
+    assert_eq!(
+        json["rules"]["concealed_accident"]["per_death"]["especially_major"],
+        "60000.00"
+    );
     assert_eq!(json["version"], national.version());
     assert_eq!(json["jurisdiction"], "000000");
     assert_eq!(json["sectors"], "all");
     let mines = serde_json::to_value(set.get("cn-mines-2021").unwrap()).unwrap();
     assert_eq!(mines["sectors"][0], "coal_mine");
-    assert_eq!(mines["rules"]["major_hazard"]["percent_by_grade"]["2"], "12");
+    assert_eq!(
+        mines["rules"]["major_hazard"]["percent_by_grade"]["2"],
+        "12"
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -141,18 +176,39 @@ fn selection_by_date_jurisdiction_and_sector() {
     // National everywhere without a local policy.
     assert_eq!(pick("110105", "chemical", "2026-11-01"), "cn-national-2018");
     // Shanxi: housing sector only, from 2024-04-16.
-    assert_eq!(pick("140105", "housing_construction", "2024-04-15"), "cn-national-2018");
-    assert_eq!(pick("140105", "housing_construction", "2024-04-16"), "shanxi-housing-2024");
+    assert_eq!(
+        pick("140105", "housing_construction", "2024-04-15"),
+        "cn-national-2018"
+    );
+    assert_eq!(
+        pick("140105", "housing_construction", "2024-04-16"),
+        "shanxi-housing-2024"
+    );
     assert_eq!(pick("140105", "chemical", "2026-11-01"), "cn-national-2018");
     // A sector-specific policy comes before a general one, even a more local one.
     assert_eq!(pick("370100", "coal_mine", "2026-11-01"), "cn-mines-2021");
-    assert_eq!(pick("370100", "metal_nonmetal_mine", "2026-11-01"), "cn-mines-2021");
-    assert_eq!(pick("370100", "oil_extraction", "2026-11-01"), "shandong-2022");
-    assert_eq!(pick("140105", "coal_mine", "2020-12-31"), "cn-national-2018");
+    assert_eq!(
+        pick("370100", "metal_nonmetal_mine", "2026-11-01"),
+        "cn-mines-2021"
+    );
+    assert_eq!(
+        pick("370100", "oil_extraction", "2026-11-01"),
+        "shandong-2022"
+    );
+    assert_eq!(
+        pick("140105", "coal_mine", "2020-12-31"),
+        "cn-national-2018"
+    );
     assert_eq!(pick("140105", "coal_mine", "2021-01-01"), "cn-mines-2021");
     // Then the most specific jurisdiction.
-    assert_eq!(pick("370100", "hazardous_chemicals", "2026-11-01"), "shandong-2022");
-    assert_eq!(pick("440309", "other", "2026-11-01"), "guangdong-shenzhen-longhua-2022");
+    assert_eq!(
+        pick("370100", "hazardous_chemicals", "2026-11-01"),
+        "shandong-2022"
+    );
+    assert_eq!(
+        pick("440309", "other", "2026-11-01"),
+        "guangdong-shenzhen-longhua-2022"
+    );
     assert_eq!(pick("440303", "other", "2026-11-01"), "cn-national-2018");
     assert_eq!(pick("440300", "other", "2026-11-01"), "cn-national-2018");
     // Versions by date.
@@ -164,7 +220,10 @@ fn selection_by_date_jurisdiction_and_sector() {
     assert_eq!(pick("510105", "other", "2021-09-15"), "sichuan-2021");
     assert_eq!(pick("410105", "other", "2025-04-30"), "cn-national-2018");
     assert_eq!(pick("410105", "other", "2025-05-01"), "henan-2025");
-    assert_eq!(pick("321202", "other", "2020-01-01"), "jiangsu-taizhou-2020");
+    assert_eq!(
+        pick("321202", "other", "2020-01-01"),
+        "jiangsu-taizhou-2020"
+    );
     // Xiamen: no start date in the sources, so never chosen automatically.
     assert_eq!(pick("350203", "other", "2026-11-01"), "cn-national-2018");
 }
@@ -198,11 +257,18 @@ fn fail_selection_errors() {
     let e = err(q("140105", "major_hazard").policy("shanxi-housing-2024"));
     assert_eq!(e.code(), "policy_sector_not_covered");
     // Named, but not yet in force / ended.
-    let e = err(q("370100", "major_hazard").policy("shandong-2022").on("2021-06-01"));
+    let e = err(q("370100", "major_hazard")
+        .policy("shandong-2022")
+        .on("2021-06-01"));
     assert_eq!(e.code(), "policy_not_in_force");
-    let e = err(q("370100", "major_hazard").policy("shandong-2021").on("2022-01-01"));
+    let e = err(q("370100", "major_hazard")
+        .policy("shandong-2021")
+        .on("2022-01-01"));
     assert_eq!(e.code(), "policy_not_in_force");
-    assert_eq!(e.to_string(), "policy `shandong-2021` is not in force on 2022-01-01");
+    assert_eq!(
+        e.to_string(),
+        "policy `shandong-2021` is not in force on 2022-01-01"
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -216,7 +282,10 @@ fn national_percent_floor_cap_and_boundaries() {
     let s = shipped();
     let major = |p: &str| q("110105", "major_hazard").penalty(p).quote(&s);
     let quote = pays(major("100000.00"), N, "15000.00");
-    assert_eq!(detail(&quote, Step::Base), "15% of penalty 100000.00 = 15000.00");
+    assert_eq!(
+        detail(&quote, Step::Base),
+        "15% of penalty 100000.00 = 15000.00"
+    );
     assert_eq!(
         detail(&quote, Step::Floor),
         "15000.00 is not below the floor 3000.00: unchanged"
@@ -227,12 +296,18 @@ fn national_percent_floor_cap_and_boundaries() {
     );
     // Floor.
     let quote = pays(major("10000.00"), N, "3000.00");
-    assert_eq!(detail(&quote, Step::Floor), "1500.00 is below the floor 3000.00, so 3000.00");
+    assert_eq!(
+        detail(&quote, Step::Floor),
+        "1500.00 is below the floor 3000.00, so 3000.00"
+    );
     pays(major("0.01"), N, "3000.00");
     // Exactly at the floor, and one fen below it.
     pays(major("20000.00"), N, "3000.00");
     let quote = pays(major("19999.99"), N, "3000.00");
-    assert_eq!(detail(&quote, Step::Base), "15% of penalty 19999.99 = 2999.9985");
+    assert_eq!(
+        detail(&quote, Step::Base),
+        "15% of penalty 19999.99 = 2999.9985"
+    );
     pays(major("20000.07"), N, "3000.01"); // 3000.0105
     // Exactly at the cap, and one fen above it.
     pays(major("2000000.00"), N, "300000.00");
@@ -254,7 +329,9 @@ fn national_percent_floor_cap_and_boundaries() {
     pays(major("100000.03"), N, "15000.00"); // 15000.0045
     // Illegal production: the same figures.
     pays(
-        q("110105", "illegal_production").penalty("54321.00").quote(&s),
+        q("110105", "illegal_production")
+            .penalty("54321.00")
+            .quote(&s),
         N,
         "8148.15", // 8148.15 exactly
     );
@@ -264,7 +341,10 @@ fn national_percent_floor_cap_and_boundaries() {
 fn national_per_death_by_level_with_cap() {
     let s = shipped();
     let death = |level: &str, n: u32| {
-        q("110105", "concealed_accident").level(level).deaths(n).quote(&s)
+        q("110105", "concealed_accident")
+            .level(level)
+            .deaths(n)
+            .quote(&s)
     };
     let quote = pays(death("general", 3), N, "90000.00");
     assert_eq!(
@@ -304,7 +384,11 @@ fn national_eligibility_and_uncovered_kinds() {
     let s = shipped();
     let base = q("110105", "major_hazard").penalty("100000.00");
     // Real-name only.
-    let quote = refuses(base.clone().anonymous().quote(&s), N, "anonymous_not_eligible");
+    let quote = refuses(
+        base.clone().anonymous().quote(&s),
+        N,
+        "anonymous_not_eligible",
+    );
     assert_eq!(
         detail(&quote, Step::Eligibility),
         "the reporter is anonymous; this policy rewards real-name reporters only"
@@ -319,11 +403,19 @@ fn national_eligibility_and_uncovered_kinds() {
         "the reporter is an employee of the reported unit, but this policy has no employee uplift"
     );
     // No fine and no no-penalty amount.
-    let quote = refuses(q("110105", "major_hazard").penalty("0.00").quote(&s), N, "no_penalty");
+    let quote = refuses(
+        q("110105", "major_hazard").penalty("0.00").quote(&s),
+        N,
+        "no_penalty",
+    );
     assert!(detail(&quote, Step::Base).starts_with("no administrative penalty (0.00)"));
     refuses(q("110105", "major_hazard").quote(&s), N, "missing_penalty");
     // Kinds the national figures do not cover.
-    let quote = refuses(q("110105", "violation").penalty("1000.00").quote(&s), N, "kind_not_covered");
+    let quote = refuses(
+        q("110105", "violation").penalty("1000.00").quote(&s),
+        N,
+        "kind_not_covered",
+    );
     assert_eq!(
         detail(&quote, Step::Rule),
         "the policy has no rule for violation (安全生产违法行为 violation); it covers: major_hazard, illegal_production, concealed_accident"
@@ -377,12 +469,23 @@ fn trace_reads_as_a_whole() {
     assert_eq!(json["amount"], "15000.00");
     assert_eq!(json["currency"], "CNY");
     assert_eq!(json["policy"]["id"], N);
-    assert!(json["policy"]["version"].as_str().unwrap().starts_with("sha256:"));
+    assert!(
+        json["policy"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
     assert!(json.get("reason").is_none());
     assert_eq!(json["trace"][3]["step"], "base");
     assert_eq!(json["trace"][3]["rule"], "rules.major_hazard.percent");
-    assert_eq!(json["trace"][3]["detail"], "15% of penalty 100000.00 = 15000.00");
-    let refused = q("110105", "major_hazard").penalty("1.00").anonymous().quote(&s);
+    assert_eq!(
+        json["trace"][3]["detail"],
+        "15% of penalty 100000.00 = 15000.00"
+    );
+    let refused = q("110105", "major_hazard")
+        .penalty("1.00")
+        .anonymous()
+        .quote(&s);
     let json = serde_json::to_value(&refused).unwrap();
     assert_eq!(json["reason"], "anonymous_not_eligible");
     assert_eq!(json["amount"], "0.00");
@@ -396,41 +499,77 @@ fn trace_reads_as_a_whole() {
 fn shanxi_housing_as_national_with_anonymous_reports() {
     let s = shipped();
     const P: &str = "shanxi-housing-2024";
-    let housing = |kind: &str| q("140105", kind).industry("housing_construction").on("2025-03-01");
-    pays(housing("major_hazard").penalty("100000.00").quote(&s), P, "15000.00");
-    pays(housing("illegal_production").penalty("10000.00").quote(&s), P, "3000.00");
-    pays(housing("major_hazard").penalty("2500000.00").quote(&s), P, "300000.00");
+    let housing = |kind: &str| {
+        q("140105", kind)
+            .industry("housing_construction")
+            .on("2025-03-01")
+    };
     pays(
-        housing("concealed_accident").level("major").deaths(6).quote(&s),
+        housing("major_hazard").penalty("100000.00").quote(&s),
+        P,
+        "15000.00",
+    );
+    pays(
+        housing("illegal_production").penalty("10000.00").quote(&s),
+        P,
+        "3000.00",
+    );
+    pays(
+        housing("major_hazard").penalty("2500000.00").quote(&s),
         P,
         "300000.00",
     );
     pays(
-        housing("concealed_accident").level("larger").deaths(2).quote(&s),
+        housing("concealed_accident")
+            .level("major")
+            .deaths(6)
+            .quote(&s),
+        P,
+        "300000.00",
+    );
+    pays(
+        housing("concealed_accident")
+            .level("larger")
+            .deaths(2)
+            .quote(&s),
         P,
         "80000.00",
     );
     // Anonymous reports are rewarded here (claim code) ...
     let quote = pays(
-        housing("major_hazard").penalty("100000.00").anonymous().quote(&s),
+        housing("major_hazard")
+            .penalty("100000.00")
+            .anonymous()
+            .quote(&s),
         P,
         "15000.00",
     );
     assert!(detail(&quote, Step::Eligibility).starts_with("anonymous reporter"));
     // ... but not the day before the measure, under the national one.
     refuses(
-        housing("major_hazard").penalty("100000.00").anonymous().on("2024-04-15").quote(&s),
+        housing("major_hazard")
+            .penalty("100000.00")
+            .anonymous()
+            .on("2024-04-15")
+            .quote(&s),
         N,
         "anonymous_not_eligible",
     );
     // Silent on supervisory staff: the national exclusion applies, and the trace says so.
     let quote = refuses(
-        housing("major_hazard").penalty("100000.00").supervisory().quote(&s),
+        housing("major_hazard")
+            .penalty("100000.00")
+            .supervisory()
+            .quote(&s),
         P,
         "excluded_reporter",
     );
     assert!(detail(&quote, Step::Eligibility).contains("the national measure's exclusion applies"));
-    refuses(housing("violation").penalty("1.00").quote(&s), P, "kind_not_covered");
+    refuses(
+        housing("violation").penalty("1.00").quote(&s),
+        P,
+        "kind_not_covered",
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -448,7 +587,11 @@ fn sichuan_no_penalty_amount_floor_and_caps() {
         detail(&quote, Step::Base),
         "no administrative penalty (0.00): the amount for a verified report without a fine is 1000.00; floor and cap do not apply"
     );
-    pays(q("510105", "illegal_production").penalty("0").quote(&s), P, "1000.00");
+    pays(
+        q("510105", "illegal_production").penalty("0").quote(&s),
+        P,
+        "1000.00",
+    );
     // The smallest fine already earns the floor, above the no-fine amount.
     pays(major("0.01").quote(&s), P, "3000.00");
     pays(major("19999.99").quote(&s), P, "3000.00");
@@ -456,12 +599,18 @@ fn sichuan_no_penalty_amount_floor_and_caps() {
     pays(major("2000000.00").quote(&s), P, "300000.00");
     pays(major("3000000.00").quote(&s), P, "300000.00");
     pays(
-        q("510105", "concealed_accident").level("general").deaths(2).quote(&s),
+        q("510105", "concealed_accident")
+            .level("general")
+            .deaths(2)
+            .quote(&s),
         P,
         "60000.00",
     );
     pays(
-        q("510105", "concealed_accident").level("especially_major").deaths(9).quote(&s),
+        q("510105", "concealed_accident")
+            .level("especially_major")
+            .deaths(9)
+            .quote(&s),
         P,
         "300000.00",
     );
@@ -489,9 +638,16 @@ fn shandong_fifty_percent_with_employee_uplift_and_ranges() {
     let s = shipped();
     const P: &str = "shandong-2022";
     // The API.md example: 370100, hazardous chemicals, 100000.00 fine.
-    let major = |p: &str| q("370100", "major_hazard").industry("hazardous_chemicals").penalty(p);
+    let major = |p: &str| {
+        q("370100", "major_hazard")
+            .industry("hazardous_chemicals")
+            .penalty(p)
+    };
     let quote = pays(major("100000.00").quote(&s), P, "50000.00");
-    assert_eq!(detail(&quote, Step::Base), "50% of penalty 100000.00 = 50000.00");
+    assert_eq!(
+        detail(&quote, Step::Base),
+        "50% of penalty 100000.00 = 50000.00"
+    );
     // Floor 5,000, exact boundary and fen rounding.
     pays(major("10000.00").quote(&s), P, "5000.00");
     pays(major("9999.99").quote(&s), P, "5000.00"); // 4999.995
@@ -499,7 +655,11 @@ fn shandong_fifty_percent_with_employee_uplift_and_ranges() {
     // Cap 500,000.
     pays(major("1000000.00").quote(&s), P, "500000.00");
     pays(major("1000000.02").quote(&s), P, "500000.00");
-    pays(q("370100", "violation").penalty("30000.00").quote(&s), P, "15000.00");
+    pays(
+        q("370100", "violation").penalty("30000.00").quote(&s),
+        P,
+        "15000.00",
+    );
     // Employee: +20%.
     let quote = pays(major("100000.00").employee().quote(&s), P, "60000.00");
     assert_eq!(
@@ -507,8 +667,9 @@ fn shandong_fifty_percent_with_employee_uplift_and_ranges() {
         "the reporter is an employee of the reported unit: uplift 20% of 50000.00 = 10000.00; 50000.00 + 10000.00 = 60000.00"
     );
     pays(major("10000.00").employee().quote(&s), P, "6000.00");
-    // Employee uplift meeting its cap: 416666.67 + 83333.334 = 499999.999 → fen 500000.00.
-    pays(major("833333.33").employee().quote(&s), P, "499999.99"); // 416666.665+83333.333 = 499999.998
+    // Employee uplift reaching its cap: one fen below, rounding up to it, and over it.
+    pays(major("833333.32").employee().quote(&s), P, "499999.99"); // 416666.66 + 83333.332
+    pays(major("833333.33").employee().quote(&s), P, "500000.00"); // 499999.998 → fen
     let quote = pays(major("1000000.00").employee().quote(&s), P, "500000.00");
     assert_eq!(
         detail(&quote, Step::UpliftCap),
@@ -516,17 +677,27 @@ fn shandong_fifty_percent_with_employee_uplift_and_ranges() {
     );
     // Per death, cap 500,000.
     pays(
-        q("370100", "concealed_accident").level("larger").deaths(9).quote(&s),
+        q("370100", "concealed_accident")
+            .level("larger")
+            .deaths(9)
+            .quote(&s),
         P,
         "360000.00",
     );
     pays(
-        q("370100", "concealed_accident").level("larger").deaths(13).quote(&s),
+        q("370100", "concealed_accident")
+            .level("larger")
+            .deaths(13)
+            .quote(&s),
         P,
         "500000.00",
     );
     pays(
-        q("370100", "concealed_accident").level("especially_major").deaths(8).employee().quote(&s),
+        q("370100", "concealed_accident")
+            .level("especially_major")
+            .deaths(8)
+            .employee()
+            .quote(&s),
         P,
         "500000.00", // 480000 + 96000 = 576000, capped
     );
@@ -547,18 +718,31 @@ fn shandong_fifty_percent_with_employee_uplift_and_ranges() {
         "proposed amount 499.99 is outside the range 500.00 to 5000.00"
     );
     refuses(gh("5000.01").quote(&s), P, "amount_out_of_range");
-    refuses(q("370100", "general_hazard").quote(&s), P, "missing_proposed_amount");
+    refuses(
+        q("370100", "general_hazard").quote(&s),
+        P,
+        "missing_proposed_amount",
+    );
     // Illegal production is not among Shandong's figures.
     refuses(
-        q("370100", "illegal_production").penalty("100000.00").quote(&s),
+        q("370100", "illegal_production")
+            .penalty("100000.00")
+            .quote(&s),
         P,
         "kind_not_covered",
     );
     // 2021 version: the same amounts, no employee uplift.
-    let quote = pays(major("100000.00").on("2021-06-01").employee().quote(&s), "shandong-2021", "50000.00");
+    let quote = pays(
+        major("100000.00").on("2021-06-01").employee().quote(&s),
+        "shandong-2021",
+        "50000.00",
+    );
     assert!(detail(&quote, Step::Uplift).contains("this policy has no employee uplift"));
     pays(
-        q("370100", "general_hazard").proposed("800.00").on("2021-12-31").quote(&s),
+        q("370100", "general_hazard")
+            .proposed("800.00")
+            .on("2021-12-31")
+            .quote(&s),
         "shandong-2021",
         "800.00",
     );
@@ -601,19 +785,35 @@ fn henan_employee_uplift_minimum_and_cap() {
     );
     // Per death, with the uplift.
     pays(
-        q("410105", "concealed_accident").level("general").deaths(2).employee().quote(&s),
+        q("410105", "concealed_accident")
+            .level("general")
+            .deaths(2)
+            .employee()
+            .quote(&s),
         P,
         "69000.00",
     );
     pays(
-        q("410105", "concealed_accident").level("especially_major").deaths(5).employee().quote(&s),
+        q("410105", "concealed_accident")
+            .level("especially_major")
+            .deaths(5)
+            .employee()
+            .quote(&s),
         P,
         "300000.00",
     );
     // An employee who is also supervisory staff is excluded (national rule by default).
-    refuses(major("100000.00").employee().supervisory().quote(&s), P, "excluded_reporter");
+    refuses(
+        major("100000.00").employee().supervisory().quote(&s),
+        P,
+        "excluded_reporter",
+    );
     // Before the revision: national, no uplift.
-    pays(major("100000.00").employee().on("2025-04-30").quote(&s), N, "15000.00");
+    pays(
+        major("100000.00").employee().on("2025-04-30").quote(&s),
+        N,
+        "15000.00",
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -625,29 +825,79 @@ fn xiamen_employee_uplift_thirty_percent_cap_390000() {
     let s = shipped();
     const P: &str = "fujian-xiamen";
     let named = |kind: &str| q("350203", kind).policy(P);
-    pays(named("major_hazard").penalty("100000.00").quote(&s), P, "15000.00");
-    pays(named("major_hazard").penalty("100000.00").employee().quote(&s), P, "19500.00");
-    pays(named("major_hazard").penalty("10000.00").employee().quote(&s), P, "3900.00");
-    // The uplift meets its cap exactly: 300000 + 90000 = 390000.
-    pays(named("major_hazard").penalty("2000000.00").employee().quote(&s), P, "390000.00");
-    pays(named("major_hazard").penalty("9000000.00").employee().quote(&s), P, "390000.00");
     pays(
-        named("concealed_accident").level("especially_major").deaths(5).employee().quote(&s),
+        named("major_hazard").penalty("100000.00").quote(&s),
+        P,
+        "15000.00",
+    );
+    pays(
+        named("major_hazard")
+            .penalty("100000.00")
+            .employee()
+            .quote(&s),
+        P,
+        "19500.00",
+    );
+    pays(
+        named("major_hazard")
+            .penalty("10000.00")
+            .employee()
+            .quote(&s),
+        P,
+        "3900.00",
+    );
+    // The uplift meets its cap exactly: 300000 + 90000 = 390000.
+    pays(
+        named("major_hazard")
+            .penalty("2000000.00")
+            .employee()
+            .quote(&s),
         P,
         "390000.00",
     );
     pays(
-        named("concealed_accident").level("general").deaths(1).employee().quote(&s),
+        named("major_hazard")
+            .penalty("9000000.00")
+            .employee()
+            .quote(&s),
+        P,
+        "390000.00",
+    );
+    pays(
+        named("concealed_accident")
+            .level("especially_major")
+            .deaths(5)
+            .employee()
+            .quote(&s),
+        P,
+        "390000.00",
+    );
+    pays(
+        named("concealed_accident")
+            .level("general")
+            .deaths(1)
+            .employee()
+            .quote(&s),
         P,
         "39000.00",
     );
     // Fen: 18518.517 × 1.3 = 24074.0721.
-    pays(named("illegal_production").penalty("123456.78").employee().quote(&s), P, "24074.07");
+    pays(
+        named("illegal_production")
+            .penalty("123456.78")
+            .employee()
+            .quote(&s),
+        P,
+        "24074.07",
+    );
     let quote = named("major_hazard").penalty("100000.00").quote(&s);
     assert!(detail(&quote, Step::Policy).contains("start date not given in the sources"));
     // Not chosen automatically: no date in the sources.
     pays(
-        q("350203", "major_hazard").penalty("100000.00").employee().quote(&s),
+        q("350203", "major_hazard")
+            .penalty("100000.00")
+            .employee()
+            .quote(&s),
         N,
         "15000.00",
     );
@@ -663,30 +913,89 @@ fn taizhou_categories_and_unlisted_level() {
     const P: &str = "jiangsu-taizhou-2020";
     let t = |kind: &str| q("321202", kind).on("2021-03-01");
     // General hazard: 500–2,000.
-    pays(t("general_hazard").proposed("2000.00").quote(&s), P, "2000.00");
-    pays(t("general_hazard").proposed("500.00").quote(&s), P, "500.00");
-    refuses(t("general_hazard").proposed("2000.01").quote(&s), P, "amount_out_of_range");
-    refuses(t("general_hazard").proposed("0.00").quote(&s), P, "amount_out_of_range");
+    pays(
+        t("general_hazard").proposed("2000.00").quote(&s),
+        P,
+        "2000.00",
+    );
+    pays(
+        t("general_hazard").proposed("500.00").quote(&s),
+        P,
+        "500.00",
+    );
+    refuses(
+        t("general_hazard").proposed("2000.01").quote(&s),
+        P,
+        "amount_out_of_range",
+    );
+    refuses(
+        t("general_hazard").proposed("0.00").quote(&s),
+        P,
+        "amount_out_of_range",
+    );
     // Violation: 15%, floor 2,000, cap 100,000.
     pays(t("violation").penalty("10000.00").quote(&s), P, "2000.00");
     pays(t("violation").penalty("13333.33").quote(&s), P, "2000.00"); // 1999.9995
     pays(t("violation").penalty("13333.34").quote(&s), P, "2000.00"); // 2000.001
     pays(t("violation").penalty("13333.37").quote(&s), P, "2000.01"); // 2000.0055
     pays(t("violation").penalty("100000.00").quote(&s), P, "15000.00");
-    pays(t("violation").penalty("666666.67").quote(&s), P, "100000.00"); // 100000.0005 capped
-    pays(t("violation").penalty("1000000.00").quote(&s), P, "100000.00");
+    pays(
+        t("violation").penalty("666666.67").quote(&s),
+        P,
+        "100000.00",
+    ); // 100000.0005 capped
+    pays(
+        t("violation").penalty("1000000.00").quote(&s),
+        P,
+        "100000.00",
+    );
     // Major hazard / illegal production: 20%, floor 5,000, cap 300,000.
-    pays(t("major_hazard").penalty("100000.00").quote(&s), P, "20000.00");
-    pays(t("major_hazard").penalty("10000.00").quote(&s), P, "5000.00");
-    pays(t("illegal_production").penalty("1500000.00").quote(&s), P, "300000.00");
-    pays(t("illegal_production").penalty("1499999.99").quote(&s), P, "300000.00"); // 299999.998
-    pays(t("illegal_production").penalty("1499999.97").quote(&s), P, "299999.99"); // 299999.994
+    pays(
+        t("major_hazard").penalty("100000.00").quote(&s),
+        P,
+        "20000.00",
+    );
+    pays(
+        t("major_hazard").penalty("10000.00").quote(&s),
+        P,
+        "5000.00",
+    );
+    pays(
+        t("illegal_production").penalty("1500000.00").quote(&s),
+        P,
+        "300000.00",
+    );
+    pays(
+        t("illegal_production").penalty("1499999.99").quote(&s),
+        P,
+        "300000.00",
+    ); // 299999.998
+    pays(
+        t("illegal_production").penalty("1499999.97").quote(&s),
+        P,
+        "299999.99",
+    ); // 299999.994
     // Per death: 30/40/50k, cap 500,000; no 特别重大 rate.
-    pays(t("concealed_accident").level("major").deaths(10).quote(&s), P, "500000.00");
-    pays(t("concealed_accident").level("major").deaths(11).quote(&s), P, "500000.00");
-    pays(t("concealed_accident").level("larger").deaths(3).quote(&s), P, "120000.00");
+    pays(
+        t("concealed_accident").level("major").deaths(10).quote(&s),
+        P,
+        "500000.00",
+    );
+    pays(
+        t("concealed_accident").level("major").deaths(11).quote(&s),
+        P,
+        "500000.00",
+    );
+    pays(
+        t("concealed_accident").level("larger").deaths(3).quote(&s),
+        P,
+        "120000.00",
+    );
     let quote = refuses(
-        t("concealed_accident").level("especially_major").deaths(1).quote(&s),
+        t("concealed_accident")
+            .level("especially_major")
+            .deaths(1)
+            .quote(&s),
         P,
         "level_not_covered",
     );
@@ -697,7 +1006,11 @@ fn taizhou_categories_and_unlisted_level() {
     assert!(quote.reason.unwrap().is_input_error());
     assert_eq!(quote.reason.unwrap().field(), "outcome.accident_level");
     // No employee uplift in the sources.
-    pays(t("major_hazard").penalty("100000.00").employee().quote(&s), P, "20000.00");
+    pays(
+        t("major_hazard").penalty("100000.00").employee().quote(&s),
+        P,
+        "20000.00",
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -709,30 +1022,83 @@ fn mines_graded_percentages() {
     let s = shipped();
     const P: &str = "cn-mines-2021";
     let mine = |kind: &str| q("140105", kind).industry("coal_mine").on("2022-06-01");
-    let quote = pays(mine("major_hazard").penalty("100000.00").grade(1).quote(&s), P, "15000.00");
+    let quote = pays(
+        mine("major_hazard").penalty("100000.00").grade(1).quote(&s),
+        P,
+        "15000.00",
+    );
     assert_eq!(
         detail(&quote, Step::Base),
         "report grade 1: 15% of penalty 100000.00 = 15000.00"
     );
     assert_eq!(quote.trace[3].rule, "rules.major_hazard.percent_by_grade.1");
-    pays(mine("major_hazard").penalty("100000.00").grade(2).quote(&s), P, "12000.00");
-    pays(mine("illegal_production").penalty("100000.00").grade(2).quote(&s), P, "12000.00");
+    pays(
+        mine("major_hazard").penalty("100000.00").grade(2).quote(&s),
+        P,
+        "12000.00",
+    );
+    pays(
+        mine("illegal_production")
+            .penalty("100000.00")
+            .grade(2)
+            .quote(&s),
+        P,
+        "12000.00",
+    );
     // Floor and cap per grade.
-    pays(mine("major_hazard").penalty("20000.00").grade(2).quote(&s), P, "3000.00"); // 2400
-    pays(mine("major_hazard").penalty("25000.00").grade(2).quote(&s), P, "3000.00"); // exactly
-    pays(mine("major_hazard").penalty("25000.05").grade(2).quote(&s), P, "3000.01"); // 3000.006
-    pays(mine("major_hazard").penalty("2500000.00").grade(2).quote(&s), P, "300000.00");
-    pays(mine("major_hazard").penalty("2500000.00").grade(1).quote(&s), P, "300000.00");
+    pays(
+        mine("major_hazard").penalty("20000.00").grade(2).quote(&s),
+        P,
+        "3000.00",
+    ); // 2400
+    pays(
+        mine("major_hazard").penalty("25000.00").grade(2).quote(&s),
+        P,
+        "3000.00",
+    ); // exactly
+    pays(
+        mine("major_hazard").penalty("25000.05").grade(2).quote(&s),
+        P,
+        "3000.01",
+    ); // 3000.006
+    pays(
+        mine("major_hazard")
+            .penalty("2500000.00")
+            .grade(2)
+            .quote(&s),
+        P,
+        "300000.00",
+    );
+    pays(
+        mine("major_hazard")
+            .penalty("2500000.00")
+            .grade(1)
+            .quote(&s),
+        P,
+        "300000.00",
+    );
     // Fen: 12% of 123456.78 = 14814.8136.
-    pays(mine("major_hazard").penalty("123456.78").grade(2).quote(&s), P, "14814.81");
+    pays(
+        mine("major_hazard").penalty("123456.78").grade(2).quote(&s),
+        P,
+        "14814.81",
+    );
     // Anonymous reports allowed.
     pays(
-        mine("major_hazard").penalty("100000.00").grade(1).anonymous().quote(&s),
+        mine("major_hazard")
+            .penalty("100000.00")
+            .grade(1)
+            .anonymous()
+            .quote(&s),
         P,
         "15000.00",
     );
     // Inputs a graded rule needs.
-    let quote = refuses(mine("major_hazard").penalty("100000.00").quote(&s), P, "missing_report_grade");
+    let quote = refuses(
+        mine("major_hazard").penalty("100000.00").quote(&s),
+        P,
+        "missing_report_grade",
+    );
     assert!(quote.reason.unwrap().is_input_error());
     refuses(
         mine("major_hazard").penalty("100000.00").grade(3).quote(&s),
@@ -741,13 +1107,20 @@ fn mines_graded_percentages() {
     );
     // Kinds the mines figures do not cover.
     refuses(
-        mine("concealed_accident").level("general").deaths(1).quote(&s),
+        mine("concealed_accident")
+            .level("general")
+            .deaths(1)
+            .quote(&s),
         P,
         "kind_not_covered",
     );
     // Metal and non-metal mines too; oil extraction is not a mine sector.
     pays(
-        mine("major_hazard").industry("metal_nonmetal_mine").penalty("100000.00").grade(1).quote(&s),
+        mine("major_hazard")
+            .industry("metal_nonmetal_mine")
+            .penalty("100000.00")
+            .grade(1)
+            .quote(&s),
         P,
         "15000.00",
     );
@@ -770,18 +1143,57 @@ fn longhua_fixed_amounts_monthly_caps_and_major_hazard_floor() {
     );
     pays(l("violation").penalty("80000.00").quote(&s), P, "500.00");
     // Major hazard: at least 3,000, no rate or maximum in the sources.
-    pays(l("major_hazard").proposed("3000.00").quote(&s), P, "3000.00");
-    pays(l("major_hazard").proposed("12000.00").quote(&s), P, "12000.00");
-    refuses(l("major_hazard").proposed("2999.99").quote(&s), P, "amount_out_of_range");
-    refuses(l("major_hazard").penalty("100000.00").quote(&s), P, "missing_proposed_amount");
+    pays(
+        l("major_hazard").proposed("3000.00").quote(&s),
+        P,
+        "3000.00",
+    );
+    pays(
+        l("major_hazard").proposed("12000.00").quote(&s),
+        P,
+        "12000.00",
+    );
+    refuses(
+        l("major_hazard").proposed("2999.99").quote(&s),
+        P,
+        "amount_out_of_range",
+    );
+    refuses(
+        l("major_hazard").penalty("100000.00").quote(&s),
+        P,
+        "missing_proposed_amount",
+    );
     // Per death as national.
-    pays(l("concealed_accident").level("major").deaths(2).quote(&s), P, "100000.00");
-    pays(l("concealed_accident").level("especially_major").deaths(6).quote(&s), P, "300000.00");
-    refuses(l("illegal_production").penalty("100000.00").quote(&s), P, "kind_not_covered");
+    pays(
+        l("concealed_accident").level("major").deaths(2).quote(&s),
+        P,
+        "100000.00",
+    );
+    pays(
+        l("concealed_accident")
+            .level("especially_major")
+            .deaths(6)
+            .quote(&s),
+        P,
+        "300000.00",
+    );
+    refuses(
+        l("illegal_production").penalty("100000.00").quote(&s),
+        P,
+        "kind_not_covered",
+    );
     // A neighbouring district is under the national policy.
-    refuses(q("440303", "general_hazard").quote(&s), N, "kind_not_covered");
+    refuses(
+        q("440303", "general_hazard").quote(&s),
+        N,
+        "kind_not_covered",
+    );
     // Before 2022: national.
-    refuses(l("general_hazard").on("2021-12-31").quote(&s), N, "kind_not_covered");
+    refuses(
+        l("general_hazard").on("2021-12-31").quote(&s),
+        N,
+        "kind_not_covered",
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -805,10 +1217,14 @@ fn fail_bad_quote_input_is_refused_with_a_clear_message() {
         }
         v
     };
-    assert!(err(with(&["outcome", "penalty"], "-100.00".into())).contains("is not a decimal amount"));
+    assert!(
+        err(with(&["outcome", "penalty"], "-100.00".into())).contains("is not a decimal amount")
+    );
     assert!(err(with(&["outcome", "penalty"], "abc".into())).contains("is not a decimal amount"));
     assert!(err(with(&["outcome", "penalty"], "1.005".into())).contains("is not a decimal amount"));
-    assert!(err(with(&["outcome", "penalty"], serde_json::json!(100.5))).contains("decimal string"));
+    assert!(
+        err(with(&["outcome", "penalty"], serde_json::json!(100.5))).contains("decimal string")
+    );
     assert!(err(with(&["outcome", "kind"], "arson".into())).contains("unknown variant `arson`"));
     assert!(
         err(with(&["outcome", "accident_level"], "huge".into())).contains("unknown variant `huge`")
@@ -832,7 +1248,10 @@ fn fail_bad_quote_input_is_refused_with_a_clear_message() {
 #[test]
 fn select_and_evaluate_separately_agree_with_quote() {
     let s: PolicySet = shipped();
-    let input = q("370100", "major_hazard").penalty("100000.00").employee().input();
+    let input = q("370100", "major_hazard")
+        .penalty("100000.00")
+        .employee()
+        .input();
     let p = s
         .select(input.jurisdiction, input.industry, input.verified_on, None)
         .unwrap();

@@ -104,8 +104,17 @@ impl Q {
 #[track_caller]
 pub fn pays(quote: Quote, policy: &str, amount: &str) -> Quote {
     assert_eq!(quote.policy.id, policy, "policy; trace: {:#?}", quote.trace);
-    assert!(quote.eligible, "not eligible ({:?}); trace: {:#?}", quote.reason, quote.trace);
-    assert_eq!(quote.amount.to_string(), amount, "amount; trace: {:#?}", quote.trace);
+    assert!(
+        quote.eligible,
+        "not eligible ({:?}); trace: {:#?}",
+        quote.reason, quote.trace
+    );
+    assert_eq!(
+        quote.amount.to_string(),
+        amount,
+        "amount; trace: {:#?}",
+        quote.trace
+    );
     assert_eq!(quote.reason, None);
     quote
 }
