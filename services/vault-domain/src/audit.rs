@@ -49,6 +49,8 @@ pub enum Action {
     PrincipalRevoked,
     /// Something was attempted and refused (role, scope or state).
     AccessDenied,
+    /// An auditor traced a leaked value.
+    LeakTrace,
 }
 
 impl Action {
@@ -67,6 +69,7 @@ impl Action {
             Self::PrincipalCreated => "principal_created",
             Self::PrincipalRevoked => "principal_revoked",
             Self::AccessDenied => "access_denied",
+            Self::LeakTrace => "leak_trace",
         }
     }
 }

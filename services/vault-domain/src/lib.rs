@@ -12,8 +12,12 @@ pub mod error;
 pub mod identity;
 pub mod model;
 pub mod ports;
+pub mod ratelimit;
+mod trail;
 pub mod values;
 pub mod vault;
+pub mod verify;
 
 pub use error::DomainError;
+pub use trail::{InclusionProof, LeakMatch, TreeHead};
 pub use vault::{DisclosureConfig, Vault, VaultDeps};

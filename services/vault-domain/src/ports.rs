@@ -36,6 +36,9 @@ pub trait Store: Send + Sync {
     async fn read(&self) -> Result<Box<dyn Repo>, StoreError>;
     /// `sqlite` or `postgres`.
     fn engine(&self) -> &'static str;
+    /// Whether an access-trail append would succeed now: tries one in a transaction that is
+    /// rolled back. Readiness uses it, so `/readyz` recovers by itself when the fault clears.
+    async fn probe_trail(&self) -> Result<(), StoreError>;
 }
 
 /// Queries and writes over one connection (inside or outside a transaction).
@@ -142,6 +145,37 @@ pub trait Repo: Send {
     -> Result<Vec<(Event, Vec<u8>)>, StoreError>;
     /// Number of events.
     async fn event_count(&mut self) -> Result<u64, StoreError>;
+    /// Stored complete Merkle subtree nodes at the given `(level, index)` coordinates (those
+    /// that exist).
+    async fn tree_nodes(
+        &mut self,
+        coords: &[(u32, u64)],
+    ) -> Result<Vec<(u32, u64, [u8; 32])>, StoreError>;
+    /// Stores a signed checkpoint (append-only; a size already checkpointed is a conflict).
+    async fn insert_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<(), StoreError>;
+    /// The checkpoint with the largest tree size.
+    async fn latest_checkpoint(&mut self) -> Result<Option<StoredCheckpoint>, StoreError>;
+    /// Every checkpoint, by size.
+    async fn checkpoints(&mut self) -> Result<Vec<StoredCheckpoint>, StoreError>;
+    /// Events that disclosed a value whose keyed MAC for `field` is `mac_hex`.
+    async fn events_disclosing(
+        &mut self,
+        field: &str,
+        mac_hex: &str,
+    ) -> Result<Vec<Event>, StoreError>;
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone)]
+pub struct StoredCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash at that size.
+    pub root: [u8; 32],
+    /// The signed note text.
+    pub note: String,
+    /// When it was signed.
+    pub created_at: OffsetDateTime,
 }
 
 /// A write transaction: everything in it commits together, or nothing does.
@@ -184,6 +218,15 @@ pub trait KeyProvider: Send + Sync {
     fn blind_index(&self, kind: &str, normalized: &str) -> Result<[u8; 32], KeyError>;
     /// Keyed MAC of a normalised value that left the vault (leak tracing).
     fn field_mac(&self, field: &str, normalized: &str) -> Result<[u8; 32], KeyError>;
+    /// The access trail's origin line (the log's name in its checkpoints).
+    fn log_origin(&self) -> String;
+    /// Signs a checkpoint of the access trail as a C2SP signed note.
+    fn sign_checkpoint(
+        &self,
+        cp: &vault_crypto::checkpoint::Checkpoint,
+    ) -> Result<String, KeyError>;
+    /// The note verifier key `<name>+<hex id>+<base64 key>`.
+    fn log_verifier_key(&self) -> String;
 }
 
 /// One message on its way to a reporter's contact. Lives only for the delivery attempt.

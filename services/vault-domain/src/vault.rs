@@ -70,12 +70,15 @@ pub struct VaultDeps {
     pub rng: Arc<dyn RandomSource>,
     /// Disclosure quorum.
     pub disclosure: DisclosureConfig,
+    /// Leak traces allowed per auditor per minute.
+    pub leak_traces_per_minute: u32,
 }
 
 /// The identity vault.
 #[derive(Clone)]
 pub struct Vault {
-    deps: VaultDeps,
+    pub(crate) deps: VaultDeps,
+    pub(crate) leak_limiter: Arc<crate::ratelimit::RateLimiter>,
 }
 
 /// A seal request, every field parsed.
@@ -137,7 +140,7 @@ pub struct CreatedPrincipal {
 const MAX_BODY_CHARS: usize = 2000;
 const MESSAGE_MAX_ATTEMPTS: u32 = 10;
 
-fn key_err(e: KeyError) -> DomainError {
+pub(crate) fn key_err(e: KeyError) -> DomainError {
     match e {
         KeyError::Integrity => DomainError::Integrity,
         KeyError::Unavailable(m) => DomainError::KeyringUnavailable(m),
@@ -148,7 +151,7 @@ fn rng_err(_: vault_crypto::CryptoError) -> DomainError {
     DomainError::KeyringUnavailable("random source failed".into())
 }
 
-fn audit_err(e: StoreError) -> DomainError {
+pub(crate) fn audit_err(e: StoreError) -> DomainError {
     DomainError::AuditUnavailable(e)
 }
 
@@ -174,7 +177,11 @@ fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<String
 impl Vault {
     /// A vault over `deps`.
     pub fn new(deps: VaultDeps) -> Self {
-        Self { deps }
+        let leak_limiter = Arc::new(crate::ratelimit::RateLimiter::new(
+            deps.leak_traces_per_minute.max(1),
+            time::Duration::minutes(1),
+        ));
+        Self { deps, leak_limiter }
     }
 
     /// The store (for readiness checks and jobs in the service).
@@ -182,11 +189,11 @@ impl Vault {
         &self.deps.store
     }
 
-    fn now(&self) -> OffsetDateTime {
+    pub(crate) fn now(&self) -> OffsetDateTime {
         self.deps.clock.now()
     }
 
-    fn new_id(&self, prefix: &str) -> Result<String, DomainError> {
+    pub(crate) fn new_id(&self, prefix: &str) -> Result<String, DomainError> {
         vault_crypto::ids::new_id(self.deps.rng.as_ref(), prefix).map_err(rng_err)
     }
 
@@ -194,7 +201,7 @@ impl Vault {
 
     /// Appends a refusal in its own transaction. The refusal stands even if the trail is
     /// down (fail closed); that failure goes to the log.
-    async fn record_denial(
+    pub(crate) async fn record_denial(
         &self,
         actor: &Actor,
         attempted: &'static str,
@@ -218,7 +225,7 @@ impl Vault {
     }
 
     /// Refuses a role not in `roles` (403), recording the attempt.
-    async fn require_role(
+    pub(crate) async fn require_role(
         &self,
         actor: &Actor,
         roles: &[Role],
@@ -237,7 +244,7 @@ impl Vault {
 
     /// Refuses a record outside the caller's scope as if it did not exist (404), recording
     /// the attempt with what was reached for.
-    async fn require_scope(
+    pub(crate) async fn require_scope(
         &self,
         actor: &Actor,
         jurisdiction: Jurisdiction,
@@ -255,7 +262,7 @@ impl Vault {
     }
 
     /// Records a refused state transition and returns the conflict.
-    async fn conflict(
+    pub(crate) async fn conflict(
         &self,
         actor: &Actor,
         attempted: &'static str,

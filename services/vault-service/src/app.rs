@@ -38,6 +38,9 @@ pub enum StartError {
     /// A first-start step failed.
     #[error("bootstrap: {0}")]
     Bootstrap(#[from] vault_domain::DomainError),
+    /// `audit verify` found the trail altered, or could not read it.
+    #[error("{0}")]
+    Audit(String),
     /// Files or sockets.
     #[error("{context}: {source}")]
     Io {
@@ -80,6 +83,10 @@ pub struct VaultConfig {
     pub sqlite_sync: SqliteSync,
     /// Disclosure quorum per purpose.
     pub disclosure: DisclosureConfig,
+    /// The access trail's origin line; `None` derives one from the log key.
+    pub log_origin: Option<String>,
+    /// Leak traces per auditor per minute.
+    pub leak_traces_per_minute: u32,
 }
 
 /// The server's settings.
@@ -95,6 +102,10 @@ pub struct ServeConfig {
     pub notifier: NotifierConfig,
     /// Create one principal per role and write their tokens to `DATA_DIR/demo-tokens.json`.
     pub demo: bool,
+    /// Sign a checkpoint after this many new events…
+    pub checkpoint_every_events: u64,
+    /// …or this long after the last one, whichever comes first.
+    pub checkpoint_every: Duration,
 }
 
 /// An opened vault: store, keys and use cases.
@@ -248,13 +259,17 @@ impl VaultConfig {
             tracing::info!(path = %paths.keyring.display(), "created keyring");
             kr
         };
-        let keys = Arc::new(LocalKeys::new(keyring, rng.clone()));
+        let keys = Arc::new(
+            LocalKeys::new(keyring, rng.clone(), self.log_origin.as_deref())
+                .map_err(vault_crypto::KeyringError::from)?,
+        );
         let vault = Vault::new(VaultDeps {
             store: Arc::new(store.clone()),
             keys: keys.clone(),
             clock,
             rng,
             disclosure: self.disclosure,
+            leak_traces_per_minute: self.leak_traces_per_minute,
         });
         let mut admin_token_written = None;
         if let Some(admin) = vault.bootstrap_admin().await? {
@@ -278,6 +293,8 @@ pub struct Application {
     state: AppState,
     max_body: usize,
     notifier: Arc<dyn Notifier>,
+    checkpoint_every_events: u64,
+    checkpoint_every: Duration,
 }
 
 impl Application {
@@ -317,6 +334,8 @@ impl Application {
             state,
             max_body: cfg.max_body,
             notifier,
+            checkpoint_every_events: cfg.checkpoint_every_events.max(1),
+            checkpoint_every: cfg.checkpoint_every,
         })
     }
 
@@ -341,6 +360,12 @@ impl Application {
             Duration::from_secs(2),
             stop_rx,
         ));
+        let checkpoints = tokio::spawn(run_checkpointer(
+            self.state.vault.clone(),
+            self.checkpoint_every_events,
+            self.checkpoint_every,
+            stop_tx.subscribe(),
+        ));
         let store = self.state.store.clone();
         let addr = self.local_addr()?;
         let app = http::router(self.state, self.max_body);
@@ -351,9 +376,50 @@ impl Application {
             .map_err(io("serving"));
         let _ = stop_tx.send(true);
         let _ = worker.await;
+        let _ = checkpoints.await;
         store.close().await;
         tracing::info!("reporter-vault stopped");
         served
+    }
+}
+
+/// Signs a checkpoint every `every_events` new events or every `every`, whichever comes
+/// first, and once more at shutdown.
+async fn run_checkpointer(
+    vault: Vault,
+    every_events: u64,
+    every: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let poll = Duration::from_secs(1).min(every);
+    let mut last_size = 0u64;
+    let mut last_at = tokio::time::Instant::now();
+    loop {
+        let stop = tokio::select! {
+            _ = tokio::time::sleep(poll) => false,
+            _ = shutdown.changed() => true,
+        };
+        match vault.tree_head().await {
+            Ok(head) => {
+                let due = head.size > last_size
+                    && (head.size - last_size >= every_events
+                        || last_at.elapsed() >= every
+                        || stop);
+                if due {
+                    match vault.make_checkpoint(None).await {
+                        Ok(_) => {
+                            last_size = head.size;
+                            last_at = tokio::time::Instant::now();
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not sign a checkpoint"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the tree head"),
+        }
+        if stop || *shutdown.borrow() {
+            return;
+        }
     }
 }
 

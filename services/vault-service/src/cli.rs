@@ -47,6 +47,44 @@ enum Command {
     },
     /// Open store and keyring, report what would be served, and exit.
     CheckConfig(StoreArgs),
+    /// The access trail offline.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every leaf, every checkpoint's root and signature, and consistency between them.
+    /// Exits non-zero naming the first bad index.
+    Verify(AuditVerifyArgs),
+    /// Write the leaves and checkpoints to a file an independent verifier can check.
+    Export(AuditExportArgs),
+}
+
+#[derive(Args)]
+struct AuditVerifyArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Verify this export file instead of the store (needs --public-key).
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// The log's note verifier key, obtained out of band (GET /v1/audit/public-key).
+    #[arg(long)]
+    public_key: Option<String>,
+    /// A checkpoint saved earlier (repeatable): the log must still contain it.
+    #[arg(long)]
+    checkpoint: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct AuditExportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -84,6 +122,12 @@ struct StoreArgs {
     /// (defaults: 1, and 2 for judicial_transfer and false_accusation).
     #[arg(long, env = "RV_DISCLOSURE_QUORUM")]
     disclosure_quorum: Option<String>,
+    /// The access trail's name in its checkpoints (default: derived from the log key).
+    #[arg(long, env = "RV_LOG_ORIGIN")]
+    log_origin: Option<String>,
+    /// Leak traces allowed per auditor per minute.
+    #[arg(long, env = "RV_LEAK_TRACES_PER_MINUTE", default_value_t = 30)]
+    leak_traces_per_minute: u32,
 }
 
 #[derive(Args)]
@@ -106,6 +150,12 @@ struct ServeArgs {
     /// Create one principal per role and write their tokens to DATA_DIR/demo-tokens.json.
     #[arg(long)]
     demo: bool,
+    /// Sign an access-trail checkpoint after this many new events…
+    #[arg(long, env = "RV_CHECKPOINT_EVERY_EVENTS", default_value_t = 1000)]
+    checkpoint_every_events: u64,
+    /// …or this many seconds after the last one.
+    #[arg(long, env = "RV_CHECKPOINT_EVERY_SECONDS", default_value_t = 60)]
+    checkpoint_every_seconds: u64,
 }
 
 #[derive(Args)]
@@ -169,6 +219,8 @@ impl StoreArgs {
                 Some(q) => parse_quorum(q).map_err(StartError::Config)?,
                 None => DisclosureConfig::default(),
             },
+            log_origin: self.log_origin.clone(),
+            leak_traces_per_minute: self.leak_traces_per_minute,
         })
     }
 }
@@ -224,6 +276,10 @@ async fn run(command: Command) -> Result<(), StartError> {
                 max_body: args.max_body_bytes,
                 notifier,
                 demo: args.demo,
+                checkpoint_every_events: args.checkpoint_every_events,
+                checkpoint_every: std::time::Duration::from_secs(
+                    args.checkpoint_every_seconds.max(1),
+                ),
             };
             let app = Application::build(cfg, clock, rng).await?;
             app.run(shutdown_signal()).await
@@ -258,6 +314,47 @@ async fn run(command: Command) -> Result<(), StartError> {
                 serde_json::to_string_pretty(&view).unwrap_or_default()
             );
             opened.store.close().await;
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify(args),
+        } => {
+            let report = match (&args.file, &args.public_key) {
+                (Some(file), Some(key)) => {
+                    crate::audit_cli::verify_file(file, key, &args.checkpoint)
+                }
+                (Some(_), None) => {
+                    return Err(StartError::Config("--file needs --public-key".into()));
+                }
+                (None, _) => {
+                    let opened = args.store.vault_config()?.open(clock, rng).await?;
+                    let r = crate::audit_cli::verify_store(&opened, &args.checkpoint).await;
+                    opened.store.close().await;
+                    r
+                }
+            };
+            match report {
+                Ok(r) => {
+                    println!(
+                        "ok: {} events, {} checkpoints verified; root {}",
+                        r.events,
+                        r.checkpoints,
+                        hex::encode(r.root)
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(StartError::Audit(e.to_string())),
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Export(args),
+        } => {
+            let opened = args.store.vault_config()?.open(clock, rng).await?;
+            let n = crate::audit_cli::export(&opened, &args.out)
+                .await
+                .map_err(|e| StartError::Audit(e.to_string()))?;
+            opened.store.close().await;
+            println!("exported {n} events to {}", args.out.display());
             Ok(())
         }
         Command::CheckConfig(args) => {

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use vault_crypto::checkpoint::{Checkpoint, LogSigner};
 use vault_crypto::envelope::{self, EnvelopeContext};
 use vault_crypto::keyring::{Keyring, KeyringProtector};
 use vault_crypto::random::RandomSource;
@@ -13,6 +14,7 @@ use zeroize::Zeroizing;
 pub struct LocalKeys {
     keyring: RwLock<Keyring>,
     rng: Arc<dyn RandomSource>,
+    signer: LogSigner,
 }
 
 fn poisoned<T>(_: T) -> KeyError {
@@ -20,12 +22,29 @@ fn poisoned<T>(_: T) -> KeyError {
 }
 
 impl LocalKeys {
-    /// Wraps a loaded keyring.
-    pub fn new(keyring: Keyring, rng: Arc<dyn RandomSource>) -> Self {
-        Self {
+    /// Wraps a loaded keyring. `origin` names the access trail in its checkpoints; without
+    /// one it is `reporter-vault/` and the first 16 hex digits of SHA-256 of the log public
+    /// key, stable for the keyring's lifetime.
+    pub fn new(
+        keyring: Keyring,
+        rng: Arc<dyn RandomSource>,
+        origin: Option<&str>,
+    ) -> Result<Self, vault_crypto::CryptoError> {
+        let origin = match origin {
+            Some(o) => o.to_owned(),
+            None => {
+                let probe = LogSigner::from_seed("reporter-vault", keyring.log_signing_seed())?;
+                let digest = ring::digest::digest(&ring::digest::SHA256, &probe.public_key());
+                let prefix: String = hex::encode(digest.as_ref()).chars().take(16).collect();
+                format!("reporter-vault/{prefix}")
+            }
+        };
+        let signer = LogSigner::from_seed(&origin, keyring.log_signing_seed())?;
+        Ok(Self {
             keyring: RwLock::new(keyring),
             rng,
-        }
+            signer,
+        })
     }
 
     /// Whether the keyring can be used now.
@@ -78,6 +97,20 @@ impl KeyProvider for LocalKeys {
     fn field_mac(&self, field: &str, normalized: &str) -> Result<[u8; 32], KeyError> {
         let kr = self.keyring.read().map_err(poisoned)?;
         Ok(kr.disclosure_mac_key().field_mac(field, normalized))
+    }
+
+    fn log_origin(&self) -> String {
+        self.signer.name().to_owned()
+    }
+
+    fn sign_checkpoint(&self, cp: &Checkpoint) -> Result<String, KeyError> {
+        self.signer
+            .sign(cp)
+            .map_err(|e| KeyError::Unavailable(e.to_string()))
+    }
+
+    fn log_verifier_key(&self) -> String {
+        self.signer.verifier_key()
     }
 }
 

@@ -2,6 +2,7 @@
 //! adapters. The only crate that knows axum.
 
 pub mod app;
+pub mod audit_cli;
 pub mod cli;
 pub mod http;
 pub mod keys;

@@ -85,6 +85,9 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct SqlStore {
     engine: Engine,
+    /// The access trail's right-hand frontier after the last commit this process made; used
+    /// only when its size still equals the log's (another replica may have appended).
+    frontier: repo::FrontierCache,
     /// SQLite: exactly one connection, so writes never contend for the file lock and the
     /// access trail's indexes are assigned one transaction at a time.
     writer: AnyPool,
@@ -125,10 +128,10 @@ impl SqlStore {
                 };
                 let pragmas: &'static str = match sync {
                     "FULL" => {
-                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;"
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=2000;"
                     }
                     _ => {
-                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;"
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=2000;"
                     }
                 };
                 let make = |max: u32| {
@@ -157,6 +160,17 @@ impl SqlStore {
                 let pool = AnyPoolOptions::new()
                     .max_connections(opts.max_connections.max(2))
                     .acquire_timeout(opts.acquire_timeout)
+                    // A blocked append must fail promptly (503), never hang the request.
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(sqlx::raw_sql(
+                                "SET lock_timeout = '2s'; SET statement_timeout = '10s'; \
+                                 SET idle_in_transaction_session_timeout = '30s';",
+                            ))
+                            .await?;
+                            Ok(())
+                        })
+                    })
                     .connect_with(connect)
                     .await
                     .map_err(unavailable)?;
@@ -165,14 +179,30 @@ impl SqlStore {
         };
         Ok(SqlStore {
             engine,
+            frontier: repo::FrontierCache::default(),
             writer,
             reader,
         })
     }
 
-    /// Applies pending migrations for this engine.
+    /// Applies pending migrations for this engine, then makes sure every event has its
+    /// Merkle nodes (events appended before the tree existed get them here, once).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrate::run(&self.writer, self.engine).await
+        migrate::run(&self.writer, self.engine).await?;
+        let tx = match self.engine {
+            Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => self.writer.begin().await,
+        }
+        .map_err(unavailable)?;
+        let mut conn = SqlConn::tx(tx, self.engine, self.frontier.clone());
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7270001)")
+                .execute(conn.conn())
+                .await
+                .map_err(unavailable)?;
+        }
+        conn.backfill_nodes().await?;
+        Box::new(conn).commit().await
     }
 
     /// Whether the store can answer a trivial query now.
@@ -182,6 +212,22 @@ impl SqlStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    /// Leaves `[start, start+limit)` exactly as stored, without parsing them (the offline
+    /// verifier reports unparseable leaves at their index instead of failing the read).
+    pub async fn raw_leaves(&self, start: u64, limit: u32) -> Result<Vec<Vec<u8>>, StoreError> {
+        use sqlx::Row;
+        let rows =
+            sqlx::query("SELECT leaf FROM audit_events WHERE idx >= $1 ORDER BY idx LIMIT $2")
+                .bind(i64::try_from(start).unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await
+                .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| r.try_get::<Vec<u8>, _>("leaf").map_err(unavailable))
+            .collect()
     }
 
     /// The engine.
@@ -206,15 +252,40 @@ impl Store for SqlStore {
             Engine::Postgres => self.writer.begin().await,
         }
         .map_err(unavailable)?;
-        Ok(Box::new(SqlConn::tx(tx, self.engine)))
+        Ok(Box::new(SqlConn::tx(
+            tx,
+            self.engine,
+            self.frontier.clone(),
+        )))
     }
 
     async fn read(&self) -> Result<Box<dyn Repo>, StoreError> {
         let conn = self.reader.acquire().await.map_err(unavailable)?;
-        Ok(Box::new(SqlConn::pooled(conn, self.engine)))
+        Ok(Box::new(SqlConn::pooled(
+            conn,
+            self.engine,
+            self.frontier.clone(),
+        )))
     }
 
     fn engine(&self) -> &'static str {
         self.engine.as_str()
+    }
+
+    async fn probe_trail(&self) -> Result<(), StoreError> {
+        let mut tx = match self.engine {
+            Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => self.writer.begin().await,
+        }
+        .map_err(unavailable)?;
+        // An index no real event can have; the transaction is rolled back.
+        sqlx::query(
+            "INSERT INTO audit_events (idx, leaf, time, action) VALUES (-1, $1, 0, 'probe')",
+        )
+        .bind(Vec::<u8>::new())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.rollback().await.map_err(unavailable)
     }
 }

@@ -14,15 +14,23 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "identity_vault",
-    sqlite: include_str!("../../../migrations/sqlite/0001_identity_vault.sql"),
-    postgres: include_str!("../../../migrations/postgres/0001_identity_vault.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "identity_vault",
+        sqlite: include_str!("../../../migrations/sqlite/0001_identity_vault.sql"),
+        postgres: include_str!("../../../migrations/postgres/0001_identity_vault.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "merkle_log",
+        sqlite: include_str!("../../../migrations/sqlite/0002_merkle_log.sql"),
+        postgres: include_str!("../../../migrations/postgres/0002_merkle_log.sql"),
+    },
+];
 
 /// The newest schema version this build knows.
-pub const LATEST: i64 = 1;
+pub const LATEST: i64 = 2;
 
 pub(crate) async fn run(pool: &AnyPool, engine: Engine) -> Result<(), StoreError> {
     let mut tx = match engine {

@@ -17,7 +17,29 @@ use vault_domain::values::{
     CaseRef, Channel, IdentityField, Jurisdiction, MessageKind, Purpose, Role,
 };
 
+use std::sync::{Arc, Mutex};
+
+use vault_crypto::merkle::{self, Frontier};
+use vault_domain::ports::StoredCheckpoint;
+
 use crate::{Engine, unavailable};
+
+/// The access trail's frontier after the last commit of this process.
+pub(crate) type FrontierCache = Arc<Mutex<Option<Frontier>>>;
+
+/// The `(level, index)` of the maximal complete subtrees of a tree of `size` leaves, leftmost
+/// first: exactly the nodes a frontier holds.
+fn frontier_coords(size: u64) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    for level in (0..64u32).rev() {
+        if size >> level & 1 == 1 {
+            out.push((level, pos >> level));
+            pos += 1u64 << level;
+        }
+    }
+    out
+}
 
 enum Inner {
     Pooled(PoolConnection<Any>),
@@ -28,21 +50,124 @@ enum Inner {
 pub struct SqlConn {
     inner: Inner,
     engine: Engine,
+    frontier: FrontierCache,
+    /// The frontier after this transaction's appends; published to the cache on commit only,
+    /// so a rolled-back append never poisons it.
+    pending: Option<Frontier>,
 }
 
 impl SqlConn {
-    pub(crate) fn tx(tx: Transaction<'static, Any>, engine: Engine) -> Self {
+    pub(crate) fn tx(
+        tx: Transaction<'static, Any>,
+        engine: Engine,
+        frontier: FrontierCache,
+    ) -> Self {
         Self {
             inner: Inner::Tx(tx),
             engine,
+            frontier,
+            pending: None,
         }
     }
 
-    pub(crate) fn pooled(conn: PoolConnection<Any>, engine: Engine) -> Self {
+    pub(crate) fn pooled(
+        conn: PoolConnection<Any>,
+        engine: Engine,
+        frontier: FrontierCache,
+    ) -> Self {
         Self {
             inner: Inner::Pooled(conn),
             engine,
+            frontier,
+            pending: None,
         }
+    }
+
+    /// The frontier of a log of `size` events: this transaction's, the cached one if it is
+    /// still current, or O(log n) stored nodes.
+    async fn frontier_at(&mut self, size: u64) -> Result<Frontier, StoreError> {
+        if let Some(f) = self.pending.take().filter(|f| f.size() == size) {
+            return Ok(f);
+        }
+        if let Ok(cache) = self.frontier.lock()
+            && let Some(f) = cache.as_ref().filter(|f| f.size() == size)
+        {
+            return Ok(f.clone());
+        }
+        let coords = frontier_coords(size);
+        let nodes = self.tree_nodes(&coords).await?;
+        let mut hashes = Vec::with_capacity(coords.len());
+        for c in &coords {
+            let h = nodes
+                .iter()
+                .find(|(l, i, _)| (*l, *i) == *c)
+                .map(|(_, _, h)| *h)
+                .ok_or_else(|| corrupt("access trail node missing"))?;
+            hashes.push(h);
+        }
+        Frontier::from_parts(size, hashes).map_err(|_| corrupt("access trail frontier"))
+    }
+
+    async fn insert_nodes(&mut self, nodes: &[(u32, u64, [u8; 32])]) -> Result<(), StoreError> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let mut sql = String::from("INSERT INTO audit_nodes (level, idx, hash) VALUES ");
+        for i in 0..nodes.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
+        }
+        // Only placeholders are interpolated; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (level, index, hash) in nodes {
+            q = q
+                .bind(i64::from(*level))
+                .bind(i64::try_from(*index).map_err(|_| corrupt("node index"))?)
+                .bind(hash.to_vec());
+        }
+        q.execute(self.c()).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Gives every event its Merkle nodes (events appended before the tree existed).
+    pub(crate) async fn backfill_nodes(&mut self) -> Result<(), StoreError> {
+        let have: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_nodes WHERE level = 0")
+            .fetch_one(self.c())
+            .await
+            .and_then(|r| r.try_get("n"))
+            .map_err(unavailable)?;
+        let total = self.event_count().await?;
+        let mut done = u64::try_from(have).unwrap_or(0);
+        if done >= total {
+            return Ok(());
+        }
+        let mut frontier = self.frontier_at(done).await?;
+        while done < total {
+            let batch = self.events(done, 1000).await?;
+            if batch.is_empty() {
+                break;
+            }
+            let mut nodes = Vec::new();
+            for (_, leaf) in &batch {
+                nodes.extend(
+                    frontier
+                        .push(merkle::leaf_hash(leaf))
+                        .map_err(|_| corrupt("access trail frontier"))?,
+                );
+            }
+            for chunk in nodes.chunks(300) {
+                self.insert_nodes(chunk).await?;
+            }
+            done = frontier.size();
+        }
+        tracing::info!(events = done, "built access-trail Merkle nodes");
+        Ok(())
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
+        self.c()
     }
 
     fn c(&mut self) -> &mut AnyConnection {
@@ -612,6 +737,11 @@ impl Repo for SqlConn {
         let index = u64::try_from(next).map_err(|_| corrupt("event index"))?;
         let event = Event::from_new(index, e);
         let leaf = event.leaf_bytes();
+        let mut frontier = self.frontier_at(index).await?;
+        let nodes = frontier
+            .push(merkle::leaf_hash(&leaf))
+            .map_err(|_| corrupt("access trail frontier"))?;
+        self.insert_nodes(&nodes).await?;
         sqlx::query(
             "INSERT INTO audit_events (idx, leaf, time, action, actor_id, disclosure_id, pseudonym)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -635,6 +765,7 @@ impl Repo for SqlConn {
                 .await
                 .map_err(unavailable)?;
         }
+        self.pending = Some(frontier);
         Ok(index)
     }
 
@@ -660,8 +791,99 @@ impl Repo for SqlConn {
             .collect()
     }
 
+    async fn tree_nodes(
+        &mut self,
+        coords: &[(u32, u64)],
+    ) -> Result<Vec<(u32, u64, [u8; 32])>, StoreError> {
+        let mut out = Vec::with_capacity(coords.len());
+        // Proofs need at most ~130 nodes; keep each statement's bind count modest.
+        for chunk in coords.chunks(100) {
+            let mut sql = String::from("SELECT level, idx, hash FROM audit_nodes WHERE ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(" OR ");
+                }
+                sql.push_str(&format!(
+                    "(level = ${} AND idx = ${})",
+                    2 * i + 1,
+                    2 * i + 2
+                ));
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (level, index) in chunk {
+                q = q
+                    .bind(i64::from(*level))
+                    .bind(i64::try_from(*index).map_err(|_| corrupt("node index"))?);
+            }
+            for r in q.fetch_all(self.c()).await.map_err(unavailable)? {
+                out.push((
+                    u32_of(get(&r, "level")?, "node level")?,
+                    u64::try_from(get::<i64>(&r, "idx")?).map_err(|_| corrupt("node index"))?,
+                    hash32(get(&r, "hash")?)?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(i64::try_from(cp.size).map_err(|_| corrupt("checkpoint size"))?)
+        .bind(cp.root.to_vec())
+        .bind(cp.note.clone())
+        .bind(ts(cp.created_at))
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn latest_checkpoint(&mut self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        sqlx::query("SELECT * FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+            .fetch_optional(self.c())
+            .await
+            .map_err(unavailable)?
+            .map(|r| checkpoint_of(&r))
+            .transpose()
+    }
+
+    async fn checkpoints(&mut self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        sqlx::query("SELECT * FROM audit_checkpoints ORDER BY size")
+            .fetch_all(self.c())
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(checkpoint_of)
+            .collect()
+    }
+
+    async fn events_disclosing(
+        &mut self,
+        field: &str,
+        mac_hex: &str,
+    ) -> Result<Vec<Event>, StoreError> {
+        sqlx::query(
+            "SELECT e.leaf AS leaf FROM audit_field_macs m JOIN audit_events e ON e.idx = m.idx
+             WHERE m.field = $1 AND m.mac = $2 ORDER BY e.idx",
+        )
+        .bind(field.to_owned())
+        .bind(mac_hex.to_owned())
+        .fetch_all(self.c())
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| {
+            let leaf: Vec<u8> = get(r, "leaf")?;
+            Event::parse_leaf(&leaf).ok_or_else(|| corrupt("event leaf"))
+        })
+        .collect()
+    }
+
     async fn event_count(&mut self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_events")
+        // Indexes are dense from 0, so the count is MAX+1: an index lookup, not a scan.
+        let n: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_events")
             .fetch_one(self.c())
             .await
             .and_then(|r| r.try_get("n"))
@@ -673,9 +895,27 @@ impl Repo for SqlConn {
 #[async_trait]
 impl Tx for SqlConn {
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        match self.inner {
-            Inner::Tx(t) => t.commit().await.map_err(unavailable),
+        let this = *self;
+        match this.inner {
+            Inner::Tx(t) => {
+                t.commit().await.map_err(unavailable)?;
+                if let Some(f) = this.pending
+                    && let Ok(mut cache) = this.frontier.lock()
+                {
+                    *cache = Some(f);
+                }
+                Ok(())
+            }
             Inner::Pooled(_) => Ok(()),
         }
     }
+}
+
+fn checkpoint_of(row: &AnyRow) -> Result<StoredCheckpoint, StoreError> {
+    Ok(StoredCheckpoint {
+        size: u64::try_from(get::<i64>(row, "size")?).map_err(|_| corrupt("checkpoint size"))?,
+        root: hash32(get(row, "root")?)?,
+        note: get(row, "note")?,
+        created_at: from_ts(get(row, "created_at")?)?,
+    })
 }

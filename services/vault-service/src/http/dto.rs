@@ -307,3 +307,68 @@ pub struct EventsOut {
     pub events: Vec<EventOut>,
     pub tree_size: u64,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionQuery {
+    pub index: u64,
+    pub tree_size: u64,
+}
+
+#[derive(Serialize)]
+pub struct InclusionOut {
+    pub index: u64,
+    pub tree_size: u64,
+    pub hashes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    pub first: u64,
+    pub second: u64,
+}
+
+#[derive(Serialize)]
+pub struct ConsistencyOut {
+    pub first: u64,
+    pub second: u64,
+    pub hashes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeakTraceIn {
+    pub field: IdentityField,
+    pub value: String,
+}
+
+#[derive(Serialize)]
+pub struct LeakMatchOut {
+    pub index: u64,
+    pub time: String,
+    pub principal_id: Option<String>,
+    pub principal_name: Option<String>,
+    pub action: &'static str,
+    pub purpose: Option<String>,
+    pub disclosure_id: Option<String>,
+}
+
+impl LeakMatchOut {
+    pub fn of(m: vault_domain::LeakMatch) -> Self {
+        Self {
+            index: m.index,
+            time: m.time,
+            principal_id: m.principal_id,
+            principal_name: m.principal_name,
+            action: m.action.as_str(),
+            purpose: m.purpose,
+            disclosure_id: m.disclosure_id,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct LeakTraceOut {
+    pub matches: Vec<LeakMatchOut>,
+}

@@ -74,6 +74,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/disclosures/{id}/deny"),
     ("post", "/v1/disclosures/{id}/open"),
     ("get", "/v1/audit/events"),
+    ("get", "/v1/audit/checkpoint"),
+    ("post", "/v1/audit/checkpoint"),
+    ("get", "/v1/audit/public-key"),
+    ("get", "/v1/audit/proofs/inclusion"),
+    ("get", "/v1/audit/proofs/consistency"),
+    ("post", "/v1/audit/leak-trace"),
 ];
 
 /// Every route of the contract.
@@ -95,6 +101,14 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/disclosures/{id}/deny", post(deny_disclosure))
         .route("/v1/disclosures/{id}/open", post(open_disclosure))
         .route("/v1/audit/events", get(audit_events))
+        .route(
+            "/v1/audit/checkpoint",
+            get(latest_checkpoint).post(sign_checkpoint),
+        )
+        .route("/v1/audit/public-key", get(public_key))
+        .route("/v1/audit/proofs/inclusion", get(inclusion_proof))
+        .route("/v1/audit/proofs/consistency", get(consistency_proof))
+        .route("/v1/audit/leak-trace", post(leak_trace))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(
@@ -113,15 +127,19 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
+    use vault_domain::ports::Store as _;
     let store_ok = s.store.ping().await.is_ok();
     let keys_ok = s.keys.ready();
-    let ready = store_ok && keys_ok;
+    // Not ready while an append to the access trail would fail: every protected action
+    // would answer 503, so traffic should go elsewhere until the fault clears.
+    let trail_ok = store_ok && s.store.probe_trail().await.is_ok();
+    let ready = store_ok && keys_ok && trail_ok;
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not_ready" },
         "checks": {
             "store": if store_ok { "ok" } else { "unavailable" },
             "keyring": if keys_ok { "ok" } else { "unavailable" },
-            "access_trail": if store_ok { "ok" } else { "unavailable" },
+            "access_trail": if trail_ok { "ok" } else { "unavailable" },
         }
     });
     let status = if ready {
@@ -373,5 +391,89 @@ async fn audit_events(
             })
             .collect(),
         tree_size,
+    }))
+}
+
+fn text(body: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn latest_checkpoint(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+) -> ApiResult<Response> {
+    Ok(text(s.vault.latest_checkpoint(&actor).await?))
+}
+
+async fn sign_checkpoint(State(s): State<AppState>, Authed(actor): Authed) -> ApiResult<Response> {
+    Ok(text(s.vault.make_checkpoint(Some(&actor)).await?))
+}
+
+async fn public_key(State(s): State<AppState>) -> Response {
+    text(format!("{}\n", s.vault.log_public_key()))
+}
+
+fn query_err(_: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_query",
+        "the query parameters must be non-negative integers",
+    )
+}
+
+fn b64(hashes: &[[u8; 32]]) -> Vec<String> {
+    use base64::Engine as _;
+    hashes
+        .iter()
+        .map(|h| base64::engine::general_purpose::STANDARD.encode(h))
+        .collect()
+}
+
+async fn inclusion_proof(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    q: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<InclusionOut>> {
+    let Query(q) = q.map_err(query_err)?;
+    let proof = s
+        .vault
+        .inclusion_proof(&actor, q.index, q.tree_size)
+        .await?;
+    Ok(Json(InclusionOut {
+        index: q.index,
+        tree_size: q.tree_size,
+        hashes: b64(&proof.hashes),
+    }))
+}
+
+async fn consistency_proof(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    q: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<ConsistencyOut>> {
+    let Query(q) = q.map_err(query_err)?;
+    let proof = s.vault.consistency_proof(&actor, q.first, q.second).await?;
+    Ok(Json(ConsistencyOut {
+        first: q.first,
+        second: q.second,
+        hashes: b64(&proof.hashes),
+    }))
+}
+
+async fn leak_trace(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    JsonBody(body): JsonBody<LeakTraceIn>,
+) -> ApiResult<Json<LeakTraceOut>> {
+    let matches = s.vault.leak_trace(&actor, body.field, &body.value).await?;
+    Ok(Json(LeakTraceOut {
+        matches: matches.into_iter().map(LeakMatchOut::of).collect(),
     }))
 }

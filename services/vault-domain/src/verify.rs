@@ -1,0 +1,158 @@
+//! The offline verifier of the access trail, written from RFC 6962 and the C2SP specs: it
+//! needs only the leaves in order, the checkpoints and the log's public key.
+//!
+//! It checks that every leaf is canonical and carries its own index (so a swapped, deleted or
+//! inserted row is caught at the first wrong position), recomputes the tree, and checks every
+//! checkpoint's signature and root at its size. Recomputing every root from one leaf
+//! sequence is what consistency between consecutive checkpoints means; a checkpoint whose
+//! size exceeds the log (truncation, roll-back) fails too. A checkpoint saved earlier by an
+//! auditor can be passed in as well, which catches a roll-back that also removed the later
+//! checkpoints from the database.
+
+use std::collections::BTreeMap;
+
+use vault_crypto::checkpoint::{Checkpoint, NoteVerifier};
+use vault_crypto::merkle::{Frontier, leaf_hash};
+
+use crate::audit::Event;
+
+/// The first problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Leaf at position `index` is malformed, non-canonical or carries another index.
+    #[error("bad leaf at index {index}: {reason}")]
+    Leaf {
+        /// Position in the log.
+        index: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A checkpoint's signature does not verify.
+    #[error("checkpoint for tree size {size}: signature invalid")]
+    Signature {
+        /// Its claimed size (0 if unreadable).
+        size: u64,
+    },
+    /// A checkpoint's root differs from the recomputed one: the log changed at or before
+    /// `first_bad_index_at_most`.
+    #[error(
+        "checkpoint for tree size {size}: root does not match the log (the first bad index is below {size})"
+    )]
+    Root {
+        /// The checkpoint's size.
+        size: u64,
+    },
+    /// A checkpoint covers more events than the log has: truncated or rolled back.
+    #[error(
+        "checkpoint for tree size {size} but the log ends at {log_size}: the log was truncated or rolled back (first missing index {log_size})"
+    )]
+    Truncated {
+        /// The checkpoint's size.
+        size: u64,
+        /// Events present.
+        log_size: u64,
+    },
+}
+
+impl VerifyError {
+    /// The first log index known to be bad (for the exit message).
+    pub fn first_bad_index(&self) -> Option<u64> {
+        match self {
+            VerifyError::Leaf { index, .. } => Some(*index),
+            VerifyError::Truncated { log_size, .. } => Some(*log_size),
+            _ => None,
+        }
+    }
+}
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Events checked.
+    pub events: u64,
+    /// Checkpoints checked.
+    pub checkpoints: u64,
+    /// Root of the whole log.
+    pub root: [u8; 32],
+}
+
+/// Streams leaves through the checks.
+pub struct LogVerifier {
+    frontier: Frontier,
+    /// Parsed checkpoints by size, waiting for the log to reach them.
+    pending: BTreeMap<u64, Checkpoint>,
+    checked: u64,
+}
+
+impl LogVerifier {
+    /// Verifies signatures with `verifier`; `notes` are every checkpoint to check.
+    pub fn new(verifier: NoteVerifier, notes: &[String]) -> Result<Self, VerifyError> {
+        let mut pending = BTreeMap::new();
+        for note in notes {
+            let cp = verifier.verify(note).map_err(|_| VerifyError::Signature {
+                size: Checkpoint::parse_body(note.split("\n\n").next().unwrap_or(""))
+                    .map(|c| c.size)
+                    .unwrap_or(0),
+            })?;
+            pending.insert(cp.size, cp);
+        }
+        let mut v = Self {
+            frontier: Frontier::new(),
+            pending,
+            checked: 0,
+        };
+        v.check_due()?;
+        Ok(v)
+    }
+
+    fn check_due(&mut self) -> Result<(), VerifyError> {
+        let size = self.frontier.size();
+        if let Some(cp) = self.pending.remove(&size) {
+            if cp.root != self.frontier.root() {
+                return Err(VerifyError::Root { size });
+            }
+            self.checked += 1;
+        }
+        Ok(())
+    }
+
+    /// The next leaf, which must be the one at `self.size()`.
+    pub fn push(&mut self, leaf: &[u8]) -> Result<(), VerifyError> {
+        let index = self.frontier.size();
+        let event = Event::parse_leaf(leaf).ok_or(VerifyError::Leaf {
+            index,
+            reason: "not a canonical event encoding",
+        })?;
+        if event.index != index {
+            return Err(VerifyError::Leaf {
+                index,
+                reason: "the leaf carries another index (rows deleted, inserted or swapped)",
+            });
+        }
+        self.frontier
+            .push(leaf_hash(leaf))
+            .map_err(|_| VerifyError::Leaf {
+                index,
+                reason: "log too large",
+            })?;
+        self.check_due()
+    }
+
+    /// Leaves checked so far.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// Ends the stream: every checkpoint must have been reached.
+    pub fn finish(self) -> Result<VerifyReport, VerifyError> {
+        let log_size = self.frontier.size();
+        if let Some((&size, _)) = self.pending.iter().next() {
+            return Err(VerifyError::Truncated { size, log_size });
+        }
+        Ok(VerifyReport {
+            events: log_size,
+            checkpoints: self.checked,
+            root: self.frontier.root(),
+        })
+    }
+}

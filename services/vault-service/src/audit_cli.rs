@@ -1,0 +1,198 @@
+//! `reporter-vault audit export|verify`: the access trail offline.
+//!
+//! Export format (JSON lines): one `{"type":"header","format":1,"verifier_key":…}`, then one
+//! `{"type":"leaf","index":n,"leaf":"<base64 of the exact leaf bytes>"}` per event in order,
+//! then one `{"type":"checkpoint","note":"<signed note>"}` per checkpoint. A verifier needs
+//! nothing else: RFC 6962 hashing over the decoded leaves and the C2SP note format.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::Path;
+
+use base64::Engine as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use vault_crypto::checkpoint::NoteVerifier;
+use vault_domain::ports::Store;
+use vault_domain::verify::{LogVerifier, VerifyError, VerifyReport};
+
+use crate::app::{OpenedVault, StartError};
+
+const PAGE: u32 = 5000;
+
+fn bar(len: u64) -> ProgressBar {
+    // Drawn on stderr only when it is a terminal; CI and scripts see just the result.
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+/// Why `audit verify` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditCliError {
+    /// The trail is not what its checkpoints say.
+    #[error("access trail verification FAILED: {0}")]
+    Tampered(#[from] VerifyError),
+    /// Reading it failed.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<StartError> for AuditCliError {
+    fn from(e: StartError) -> Self {
+        AuditCliError::Other(e.to_string())
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> AuditCliError {
+    AuditCliError::Other(e.to_string())
+}
+
+fn extra_checkpoints(paths: &[std::path::PathBuf]) -> Result<Vec<String>, AuditCliError> {
+    paths
+        .iter()
+        .map(|p| std::fs::read_to_string(p).map_err(|e| other(format!("{}: {e}", p.display()))))
+        .collect()
+}
+
+/// Verifies the trail in the store against the keyring's log key.
+pub async fn verify_store(
+    opened: &OpenedVault,
+    saved: &[std::path::PathBuf],
+) -> Result<VerifyReport, AuditCliError> {
+    let verifier = NoteVerifier::parse(&opened.vault.log_public_key()).map_err(other)?;
+    let mut repo = opened.store.read().await.map_err(other)?;
+    let mut notes: Vec<String> = repo
+        .checkpoints()
+        .await
+        .map_err(other)?
+        .into_iter()
+        .map(|c| c.note)
+        .collect();
+    notes.extend(extra_checkpoints(saved)?);
+    let total = repo.event_count().await.map_err(other)?;
+    let mut v = LogVerifier::new(verifier, &notes)?;
+    let pb = bar(total);
+    loop {
+        let page = repo.events(v.size(), PAGE).await;
+        let page = match page {
+            Ok(p) => p,
+            // A leaf that no longer parses is reported at its index, not as a read error.
+            Err(vault_domain::ports::StoreError::Corrupt(_)) => {
+                let raw = raw_leaves(opened, v.size(), PAGE).await?;
+                for leaf in &raw {
+                    v.push(leaf)?;
+                }
+                if raw.is_empty() {
+                    break;
+                }
+                pb.set_position(v.size());
+                continue;
+            }
+            Err(e) => return Err(other(e)),
+        };
+        if page.is_empty() {
+            break;
+        }
+        for (_, leaf) in &page {
+            v.push(leaf)?;
+        }
+        pb.set_position(v.size());
+    }
+    pb.finish_and_clear();
+    Ok(v.finish()?)
+}
+
+async fn raw_leaves(
+    opened: &OpenedVault,
+    start: u64,
+    limit: u32,
+) -> Result<Vec<Vec<u8>>, AuditCliError> {
+    opened.store.raw_leaves(start, limit).await.map_err(other)
+}
+
+/// Verifies an exported file against a verifier key given out of band.
+pub fn verify_file(
+    path: &Path,
+    verifier_key: &str,
+    saved: &[std::path::PathBuf],
+) -> Result<VerifyReport, AuditCliError> {
+    let verifier = NoteVerifier::parse(verifier_key.trim())
+        .map_err(|_| other("--public-key is not a note verifier key"))?;
+    let read = || -> Result<std::io::BufReader<std::fs::File>, AuditCliError> {
+        Ok(std::io::BufReader::new(
+            std::fs::File::open(path).map_err(|e| other(format!("{}: {e}", path.display())))?,
+        ))
+    };
+    // First pass: the checkpoints (they sit at the end of the file).
+    let mut notes = extra_checkpoints(saved)?;
+    for line in read()?.lines() {
+        let line = line.map_err(other)?;
+        let v: serde_json::Value = serde_json::from_str(&line).map_err(other)?;
+        if v["type"] == "checkpoint" {
+            notes.push(v["note"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    let mut v = LogVerifier::new(verifier, &notes)?;
+    let pb = bar(0);
+    for line in read()?.lines() {
+        let line = line.map_err(other)?;
+        let j: serde_json::Value = serde_json::from_str(&line).map_err(other)?;
+        if j["type"] != "leaf" {
+            continue;
+        }
+        let leaf = base64::engine::general_purpose::STANDARD
+            .decode(j["leaf"].as_str().unwrap_or_default())
+            .map_err(|_| VerifyError::Leaf {
+                index: v.size(),
+                reason: "leaf is not base64",
+            })?;
+        v.push(&leaf)?;
+        if v.size() % 10_000 == 0 {
+            pb.set_position(v.size());
+        }
+    }
+    pb.finish_and_clear();
+    Ok(v.finish()?)
+}
+
+/// Writes the export file.
+pub async fn export(opened: &OpenedVault, out: &Path) -> Result<u64, AuditCliError> {
+    let file = std::fs::File::create(out).map_err(|e| other(format!("{}: {e}", out.display())))?;
+    let mut w = BufWriter::new(file);
+    let header = serde_json::json!({
+        "type": "header", "format": 1, "verifier_key": opened.vault.log_public_key(),
+    });
+    writeln!(w, "{header}").map_err(other)?;
+    let mut repo = opened.store.read().await.map_err(other)?;
+    let total = repo.event_count().await.map_err(other)?;
+    let pb = bar(total);
+    let mut next = 0u64;
+    loop {
+        let page = opened.store.raw_leaves(next, PAGE).await.map_err(other)?;
+        if page.is_empty() {
+            break;
+        }
+        for leaf in page {
+            let line = serde_json::json!({
+                "type": "leaf", "index": next,
+                "leaf": base64::engine::general_purpose::STANDARD.encode(&leaf),
+            });
+            writeln!(w, "{line}").map_err(other)?;
+            next += 1;
+        }
+        pb.set_position(next);
+    }
+    for cp in repo.checkpoints().await.map_err(other)? {
+        writeln!(
+            w,
+            "{}",
+            serde_json::json!({"type": "checkpoint", "note": cp.note})
+        )
+        .map_err(other)?;
+    }
+    w.flush().map_err(other)?;
+    pb.finish_and_clear();
+    Ok(next)
+}
