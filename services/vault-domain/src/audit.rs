@@ -51,6 +51,8 @@ pub enum Action {
     AccessDenied,
     /// An auditor traced a leaked value.
     LeakTrace,
+    /// A reward policy version was loaded for the first time.
+    PolicyLoaded,
 }
 
 impl Action {
@@ -70,6 +72,7 @@ impl Action {
             Self::PrincipalRevoked => "principal_revoked",
             Self::AccessDenied => "access_denied",
             Self::LeakTrace => "leak_trace",
+            Self::PolicyLoaded => "policy_loaded",
         }
     }
 }

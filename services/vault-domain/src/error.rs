@@ -16,6 +16,17 @@ pub enum DomainError {
         /// Why it was refused (never the value).
         reason: String,
     },
+    /// Well-formed but not computable or not allowed as given, with its own code (unknown
+    /// policy, no policy in force, a missing input the policy needs, …).
+    #[error("{message}")]
+    Unprocessable {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// The field at fault.
+        field: Option<String>,
+        /// Human text.
+        message: String,
+    },
     /// The caller is not authenticated, or its token was revoked.
     #[error("authentication required")]
     Unauthenticated,

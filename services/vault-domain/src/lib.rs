@@ -13,6 +13,7 @@ pub mod identity;
 pub mod model;
 pub mod ports;
 pub mod ratelimit;
+pub mod rewards;
 mod trail;
 pub mod values;
 pub mod vault;

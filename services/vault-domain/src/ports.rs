@@ -157,6 +157,17 @@ pub trait Repo: Send {
     async fn latest_checkpoint(&mut self) -> Result<Option<StoredCheckpoint>, StoreError>;
     /// Every checkpoint, by size.
     async fn checkpoints(&mut self) -> Result<Vec<StoredCheckpoint>, StoreError>;
+    /// Archives a policy version's exact text; false if that version was already archived.
+    async fn archive_policy_version(
+        &mut self,
+        version: &str,
+        policy_id: &str,
+        file: &str,
+        text: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// The archived text of a policy version.
+    async fn policy_version_text(&mut self, version: &str) -> Result<Option<String>, StoreError>;
     /// Events that disclosed a value whose keyed MAC for `field` is `mac_hex`.
     async fn events_disclosing(
         &mut self,

@@ -72,6 +72,8 @@ pub struct VaultDeps {
     pub disclosure: DisclosureConfig,
     /// Leak traces allowed per auditor per minute.
     pub leak_traces_per_minute: u32,
+    /// The loaded reward policies.
+    pub policies: Arc<vault_policy::PolicySet>,
 }
 
 /// The identity vault.

@@ -38,6 +38,9 @@ pub enum StartError {
     /// A first-start step failed.
     #[error("bootstrap: {0}")]
     Bootstrap(#[from] vault_domain::DomainError),
+    /// A reward policy file is invalid.
+    #[error("reward policies: {0}")]
+    Policies(String),
     /// `audit verify` found the trail altered, or could not read it.
     #[error("{0}")]
     Audit(String),
@@ -87,6 +90,8 @@ pub struct VaultConfig {
     pub log_origin: Option<String>,
     /// Leak traces per auditor per minute.
     pub leak_traces_per_minute: u32,
+    /// Reward policy directory; `None` for tools that need no policies.
+    pub policies_dir: Option<PathBuf>,
 }
 
 /// The server's settings.
@@ -118,6 +123,17 @@ pub struct OpenedVault {
     pub keys: Arc<LocalKeys>,
     /// Whether this start created the store.
     pub admin_token_written: Option<PathBuf>,
+}
+
+/// Loads and validates every policy in `dir`.
+pub fn load_policies(dir: &Path) -> Result<vault_policy::PolicySet, StartError> {
+    if !dir.is_dir() {
+        return Err(StartError::Policies(format!(
+            "{} is not a directory (set --policies / RV_POLICIES)",
+            dir.display()
+        )));
+    }
+    vault_policy::PolicySet::load_dir(dir).map_err(|e| StartError::Policies(e.to_string()))
 }
 
 fn check_private(path: &Path) -> Result<(), StartError> {
@@ -200,6 +216,12 @@ impl VaultConfig {
         rng: Arc<dyn RandomSource>,
     ) -> Result<OpenedVault, StartError> {
         create_private_dir(&self.data_dir)?;
+        // Policies first: an invalid policy refuses the start before anything is touched.
+        let policies = match &self.policies_dir {
+            Some(dir) => load_policies(dir)?,
+            None => vault_policy::PolicySet::from_policies(Vec::new())
+                .map_err(|e| StartError::Policies(e.to_string()))?,
+        };
         if self.database_url.is_none() {
             // SQLite creates the -wal and -shm files with the database file's mode, so
             // creating it private first keeps all three private.
@@ -270,7 +292,16 @@ impl VaultConfig {
             rng,
             disclosure: self.disclosure,
             leak_traces_per_minute: self.leak_traces_per_minute,
+            policies: Arc::new(policies),
         });
+        if self.policies_dir.is_some() {
+            let added = vault.archive_policies().await?;
+            tracing::info!(
+                policies = vault.policies().len(),
+                new_versions = added,
+                "reward policies loaded"
+            );
+        }
         let mut admin_token_written = None;
         if let Some(admin) = vault.bootstrap_admin().await? {
             let path = self.data_dir.join("admin.token");

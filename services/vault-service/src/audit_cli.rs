@@ -18,6 +18,30 @@ use crate::app::{OpenedVault, StartError};
 
 const PAGE: u32 = 5000;
 
+/// One line of the export file.
+#[derive(serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Line {
+    Header {
+        #[allow(dead_code)]
+        format: u32,
+        #[allow(dead_code)]
+        verifier_key: String,
+    },
+    Leaf {
+        #[allow(dead_code)]
+        index: u64,
+        leaf: String,
+    },
+    Checkpoint {
+        note: String,
+    },
+}
+
+fn parse_line(line: &str) -> Result<Line, AuditCliError> {
+    serde_json::from_str(line).map_err(|e| other(format!("export file: {e}")))
+}
+
 fn bar(len: u64) -> ProgressBar {
     // Drawn on stderr only when it is a terminal; CI and scripts see just the result.
     let pb = ProgressBar::new(len);
@@ -129,21 +153,19 @@ pub fn verify_file(
     let mut notes = extra_checkpoints(saved)?;
     for line in read()?.lines() {
         let line = line.map_err(other)?;
-        let v: serde_json::Value = serde_json::from_str(&line).map_err(other)?;
-        if v["type"] == "checkpoint" {
-            notes.push(v["note"].as_str().unwrap_or_default().to_owned());
+        if let Line::Checkpoint { note } = parse_line(&line)? {
+            notes.push(note);
         }
     }
     let mut v = LogVerifier::new(verifier, &notes)?;
     let pb = bar(0);
     for line in read()?.lines() {
         let line = line.map_err(other)?;
-        let j: serde_json::Value = serde_json::from_str(&line).map_err(other)?;
-        if j["type"] != "leaf" {
+        let Line::Leaf { leaf, .. } = parse_line(&line)? else {
             continue;
-        }
+        };
         let leaf = base64::engine::general_purpose::STANDARD
-            .decode(j["leaf"].as_str().unwrap_or_default())
+            .decode(leaf)
             .map_err(|_| VerifyError::Leaf {
                 index: v.size(),
                 reason: "leaf is not base64",

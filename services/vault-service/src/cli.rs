@@ -47,10 +47,45 @@ enum Command {
     },
     /// Open store and keyring, report what would be served, and exit.
     CheckConfig(StoreArgs),
+    /// Reward policies offline.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Rewards offline.
+    Reward {
+        #[command(subcommand)]
+        command: RewardCommand,
+    },
     /// The access trail offline.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate every policy file in DIR (default ./policies); exits non-zero naming each
+    /// file, key and problem.
+    Check {
+        /// Policy directory.
+        #[arg(env = "RV_POLICIES", default_value = "./policies")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum RewardCommand {
+    /// Compute a quote from a JSON file shaped like the body of POST /v1/rewards/quote;
+    /// prints the same JSON the endpoint answers.
+    Quote {
+        /// The request body.
+        #[arg(long)]
+        input: PathBuf,
+        /// Policy directory.
+        #[arg(long, env = "RV_POLICIES", default_value = "./policies")]
+        policies: PathBuf,
     },
 }
 
@@ -221,6 +256,7 @@ impl StoreArgs {
             },
             log_origin: self.log_origin.clone(),
             leak_traces_per_minute: self.leak_traces_per_minute,
+            policies_dir: None,
         })
     }
 }
@@ -269,9 +305,10 @@ async fn run(command: Command) -> Result<(), StartError> {
                 },
                 None => NotifierConfig::File,
             };
-            let _ = &args.policies; // reward policies arrive with the policy engine
+            let mut vault = args.store.vault_config()?;
+            vault.policies_dir = Some(args.policies.clone());
             let cfg = ServeConfig {
-                vault: args.store.vault_config()?,
+                vault,
                 listen: args.listen,
                 max_body: args.max_body_bytes,
                 notifier,
@@ -309,11 +346,38 @@ async fn run(command: Command) -> Result<(), StartError> {
                 &created.principal,
                 Some(created.token.expose_secret().to_owned()),
             );
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&view).unwrap_or_default()
-            );
+            out(serde_json::to_string_pretty(&view).unwrap_or_default());
             opened.store.close().await;
+            Ok(())
+        }
+        Command::Policy {
+            command: PolicyCommand::Check { dir },
+        } => {
+            let set = crate::app::load_policies(&dir)?;
+            for p in set.iter() {
+                out(format!("ok  {}  {}  {}", p.id(), p.version(), p.file()));
+            }
+            out(format!("{} policies valid", set.len()));
+            Ok(())
+        }
+        Command::Reward {
+            command: RewardCommand::Quote { input, policies },
+        } => {
+            let set = crate::app::load_policies(&policies)?;
+            let bytes = std::fs::read(&input).map_err(|e| StartError::Io {
+                context: format!("reading {}", input.display()),
+                source: e,
+            })?;
+            let body: vault_policy::QuoteInput = crate::http::parse_json(&bytes).map_err(|e| {
+                StartError::Config(format!(
+                    "{}: {} {}",
+                    input.display(),
+                    e.field.unwrap_or_default(),
+                    e.message
+                ))
+            })?;
+            let quote = vault_domain::rewards::compute_quote(&set, &body)?;
+            out(serde_json::to_string_pretty(&quote).unwrap_or_default());
             Ok(())
         }
         Command::Audit {
@@ -335,12 +399,12 @@ async fn run(command: Command) -> Result<(), StartError> {
             };
             match report {
                 Ok(r) => {
-                    println!(
+                    out(format!(
                         "ok: {} events, {} checkpoints verified; root {}",
                         r.events,
                         r.checkpoints,
                         hex::encode(r.root)
-                    );
+                    ));
                     Ok(())
                 }
                 Err(e) => Err(StartError::Audit(e.to_string())),
@@ -354,15 +418,15 @@ async fn run(command: Command) -> Result<(), StartError> {
                 .await
                 .map_err(|e| StartError::Audit(e.to_string()))?;
             opened.store.close().await;
-            println!("exported {n} events to {}", args.out.display());
+            out(format!("exported {n} events to {}", args.out.display()));
             Ok(())
         }
         Command::CheckConfig(args) => {
             let opened = args.vault_config()?.open(clock, rng).await?;
-            println!(
+            out(format!(
                 "ok: store {} reachable and migrated, keyring opened",
                 opened.store.engine_kind().as_str()
-            );
+            ));
             opened.store.close().await;
             Ok(())
         }
@@ -386,4 +450,11 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received; draining");
+}
+
+/// Prints a line; a closed stdout (`| head`) is not an error worth a panic.
+fn out(line: String) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
 }

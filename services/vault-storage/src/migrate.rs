@@ -27,10 +27,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../../migrations/sqlite/0002_merkle_log.sql"),
         postgres: include_str!("../../../migrations/postgres/0002_merkle_log.sql"),
     },
+    Migration {
+        version: 3,
+        name: "policy_versions",
+        sqlite: include_str!("../../../migrations/sqlite/0003_policy_versions.sql"),
+        postgres: include_str!("../../../migrations/postgres/0003_policy_versions.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.
-pub const LATEST: i64 = 2;
+pub const LATEST: i64 = 3;
 
 pub(crate) async fn run(pool: &AnyPool, engine: Engine) -> Result<(), StoreError> {
     let mut tx = match engine {

@@ -859,6 +859,48 @@ impl Repo for SqlConn {
             .collect()
     }
 
+    async fn archive_policy_version(
+        &mut self,
+        version: &str,
+        policy_id: &str,
+        file: &str,
+        text: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let exists = sqlx::query("SELECT 1 AS x FROM policy_versions WHERE version = $1")
+            .bind(version.to_owned())
+            .fetch_optional(self.c())
+            .await
+            .map_err(unavailable)?
+            .is_some();
+        if exists {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO policy_versions (version, policy_id, file, text, loaded_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(version.to_owned())
+        .bind(policy_id.to_owned())
+        .bind(file.to_owned())
+        .bind(text.to_owned())
+        .bind(ts(at))
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(true)
+    }
+
+    async fn policy_version_text(&mut self, version: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query("SELECT text FROM policy_versions WHERE version = $1")
+            .bind(version.to_owned())
+            .fetch_optional(self.c())
+            .await
+            .map_err(unavailable)?
+            .map(|r| get::<String>(&r, "text"))
+            .transpose()
+    }
+
     async fn events_disclosing(
         &mut self,
         field: &str,

@@ -99,6 +99,16 @@ impl From<DomainError> for ApiError {
             DomainError::Invalid { field, reason } => {
                 ApiError::field(S::UNPROCESSABLE_ENTITY, "invalid_field", field, reason)
             }
+            DomainError::Unprocessable {
+                code,
+                field,
+                message,
+            } => ApiError {
+                status: S::UNPROCESSABLE_ENTITY,
+                code,
+                message,
+                field,
+            },
             DomainError::Unauthenticated => ApiError::new(
                 S::UNAUTHORIZED,
                 "unauthenticated",

@@ -26,6 +26,7 @@ use error::ApiError;
 use extract::{Authed, JsonBody};
 
 pub use context::current_request_id;
+pub use extract::parse_json;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -80,6 +81,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/audit/proofs/inclusion"),
     ("get", "/v1/audit/proofs/consistency"),
     ("post", "/v1/audit/leak-trace"),
+    ("post", "/v1/rewards/quote"),
+    ("get", "/v1/policies"),
+    ("get", "/v1/policies/{id}"),
 ];
 
 /// Every route of the contract.
@@ -109,6 +113,9 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/audit/proofs/inclusion", get(inclusion_proof))
         .route("/v1/audit/proofs/consistency", get(consistency_proof))
         .route("/v1/audit/leak-trace", post(leak_trace))
+        .route("/v1/rewards/quote", post(quote))
+        .route("/v1/policies", get(list_policies))
+        .route("/v1/policies/{id}", get(get_policy))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(
@@ -476,4 +483,44 @@ async fn leak_trace(
     Ok(Json(LeakTraceOut {
         matches: matches.into_iter().map(LeakMatchOut::of).collect(),
     }))
+}
+
+async fn quote(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    JsonBody(body): JsonBody<vault_policy::QuoteInput>,
+) -> ApiResult<Json<vault_policy::Quote>> {
+    Ok(Json(s.vault.quote(&actor, &body).await?))
+}
+
+fn policy_json(p: &vault_policy::Policy, with_text: bool) -> serde_json::Value {
+    let mut v = serde_json::to_value(p).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("version".into(), p.version().into());
+        if with_text {
+            obj.insert("text".into(), p.source_text().into());
+        }
+    }
+    v
+}
+
+async fn list_policies(
+    State(s): State<AppState>,
+    Authed(_actor): Authed,
+) -> Json<serde_json::Value> {
+    let list: Vec<_> = s
+        .vault
+        .policies()
+        .into_iter()
+        .map(|p| policy_json(p, false))
+        .collect();
+    Json(serde_json::json!({ "policies": list }))
+}
+
+async fn get_policy(
+    State(s): State<AppState>,
+    Authed(_actor): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(policy_json(s.vault.policy(&id)?, true)))
 }
