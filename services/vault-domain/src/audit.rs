@@ -53,6 +53,22 @@ pub enum Action {
     LeakTrace,
     /// A reward policy version was loaded for the first time.
     PolicyLoaded,
+    /// A reward case was filed.
+    RewardFiled,
+    /// A finance officer approved a reward.
+    RewardApproved,
+    /// A finance officer rejected a reward.
+    RewardRejected,
+    /// A claim window was extended.
+    RewardExtended,
+    /// An award was claimed.
+    RewardClaimed,
+    /// Payee details left the vault for finance.
+    PayeeReleased,
+    /// A payment was recorded.
+    RewardPaid,
+    /// A claim window closed unclaimed.
+    RewardExpired,
 }
 
 impl Action {
@@ -73,6 +89,14 @@ impl Action {
             Self::AccessDenied => "access_denied",
             Self::LeakTrace => "leak_trace",
             Self::PolicyLoaded => "policy_loaded",
+            Self::RewardFiled => "reward_filed",
+            Self::RewardApproved => "reward_approved",
+            Self::RewardRejected => "reward_rejected",
+            Self::RewardExtended => "reward_extended",
+            Self::RewardClaimed => "reward_claimed",
+            Self::PayeeReleased => "payee_released",
+            Self::RewardPaid => "reward_paid",
+            Self::RewardExpired => "reward_expired",
         }
     }
 }

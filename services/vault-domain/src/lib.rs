@@ -14,6 +14,7 @@ pub mod model;
 pub mod ports;
 pub mod ratelimit;
 pub mod rewards;
+pub mod settlement;
 mod trail;
 pub mod values;
 pub mod vault;

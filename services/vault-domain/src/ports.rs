@@ -168,6 +168,57 @@ pub trait Repo: Send {
     ) -> Result<bool, StoreError>;
     /// The archived text of a policy version.
     async fn policy_version_text(&mut self, version: &str) -> Result<Option<String>, StoreError>;
+    /// Stores a new reward and its award index rows (for monthly caps).
+    async fn insert_reward(
+        &mut self,
+        r: &crate::settlement::Reward,
+        kind: &str,
+        month: &str,
+    ) -> Result<(), StoreError>;
+    /// A reward.
+    async fn reward(&mut self, id: &str) -> Result<Option<crate::settlement::Reward>, StoreError>;
+    /// Saves `r` if its stored version is still `expected_version` (compare-and-set); false
+    /// if someone else moved it first. Records the payment row when `r` is paid.
+    async fn update_reward(
+        &mut self,
+        r: &crate::settlement::Reward,
+        expected_version: i64,
+    ) -> Result<bool, StoreError>;
+    /// Rewards filed in `[from, to)`.
+    async fn rewards_between(
+        &mut self,
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+    ) -> Result<Vec<crate::settlement::Reward>, StoreError>;
+    /// Approved rewards whose claim window closed by `now`.
+    async fn rewards_due_to_expire(
+        &mut self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<crate::settlement::Reward>, StoreError>;
+    /// Sum awarded to one vault record for one outcome kind in one month (`YYYY-MM`), over
+    /// rewards not rejected, cancelled or expired.
+    async fn awarded_in_month(
+        &mut self,
+        reporter_id: &str,
+        kind: &str,
+        month: &str,
+    ) -> Result<rust_decimal::Decimal, StoreError>;
+    /// A stored Idempotency-Key answer: (request hash, status, body).
+    async fn idempotent_answer(
+        &mut self,
+        principal_id: &str,
+        key: &str,
+    ) -> Result<Option<(String, u16, String)>, StoreError>;
+    /// Stores an Idempotency-Key answer (first writer wins).
+    async fn store_idempotent_answer(
+        &mut self,
+        principal_id: &str,
+        key: &str,
+        request_hash: &str,
+        status: u16,
+        body: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
     /// Events that disclosed a value whose keyed MAC for `field` is `mac_hex`.
     async fn events_disclosing(
         &mut self,

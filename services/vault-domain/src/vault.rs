@@ -74,6 +74,8 @@ pub struct VaultDeps {
     pub leak_traces_per_minute: u32,
     /// The loaded reward policies.
     pub policies: Arc<vault_policy::PolicySet>,
+    /// Reward settlement defaults.
+    pub settlement: crate::settlement::SettlementConfig,
 }
 
 /// The identity vault.
@@ -81,6 +83,7 @@ pub struct VaultDeps {
 pub struct Vault {
     pub(crate) deps: VaultDeps,
     pub(crate) leak_limiter: Arc<crate::ratelimit::RateLimiter>,
+    pub(crate) claim_limiter: Arc<crate::ratelimit::RateLimiter>,
 }
 
 /// A seal request, every field parsed.
@@ -183,7 +186,17 @@ impl Vault {
             deps.leak_traces_per_minute.max(1),
             time::Duration::minutes(1),
         ));
-        Self { deps, leak_limiter }
+        // Claim codes carry 100 bits, but Argon2 makes each guess cost the server: a handful
+        // of attempts per reward per ten minutes is plenty for a reporter typing one.
+        let claim_limiter = Arc::new(crate::ratelimit::RateLimiter::new(
+            5,
+            time::Duration::minutes(10),
+        ));
+        Self {
+            deps,
+            leak_limiter,
+            claim_limiter,
+        }
     }
 
     /// The store (for readiness checks and jobs in the service).
@@ -1201,7 +1214,7 @@ impl Vault {
     }
 }
 
-fn write_json_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
     if serde_json::to_writer(&mut *out, s).is_err() {
         out.extend_from_slice(b"null");
     }

@@ -92,6 +92,8 @@ pub struct VaultConfig {
     pub leak_traces_per_minute: u32,
     /// Reward policy directory; `None` for tools that need no policies.
     pub policies_dir: Option<PathBuf>,
+    /// Reward settlement defaults.
+    pub settlement: vault_domain::settlement::SettlementConfig,
 }
 
 /// The server's settings.
@@ -293,6 +295,7 @@ impl VaultConfig {
             disclosure: self.disclosure,
             leak_traces_per_minute: self.leak_traces_per_minute,
             policies: Arc::new(policies),
+            settlement: self.settlement,
         });
         if self.policies_dir.is_some() {
             let added = vault.archive_policies().await?;
@@ -414,8 +417,9 @@ impl Application {
     }
 }
 
-/// Signs a checkpoint every `every_events` new events or every `every`, whichever comes
-/// first, and once more at shutdown.
+/// The periodic jobs: expires rewards whose claim window closed, and signs a checkpoint every
+/// `every_events` new events or every `every`, whichever comes first, and once more at
+/// shutdown.
 async fn run_checkpointer(
     vault: Vault,
     every_events: u64,
@@ -430,6 +434,12 @@ async fn run_checkpointer(
             _ = tokio::time::sleep(poll) => false,
             _ = shutdown.changed() => true,
         };
+        // Claim windows close at 24:00 CST; the job moves unclaimed rewards to expired.
+        match vault.expire_rewards().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "reward claim windows closed"),
+            Err(e) => tracing::warn!(error = %e, "could not expire rewards"),
+        }
         match vault.tree_head().await {
             Ok(head) => {
                 let due = head.size > last_size

@@ -163,6 +163,13 @@ struct StoreArgs {
     /// Leak traces allowed per auditor per minute.
     #[arg(long, env = "RV_LEAK_TRACES_PER_MINUTE", default_value_t = 30)]
     leak_traces_per_minute: u32,
+    /// Two distinct finance approvals at or above this amount (yuan) when the policy names
+    /// no threshold.
+    #[arg(long, env = "RV_DUAL_APPROVAL_THRESHOLD", default_value = "50000.00")]
+    dual_approval_threshold: rust_decimal::Decimal,
+    /// Claim window in days when the policy names none.
+    #[arg(long, env = "RV_DEFAULT_CLAIM_DAYS", default_value_t = 60)]
+    default_claim_days: u32,
 }
 
 #[derive(Args)]
@@ -257,6 +264,10 @@ impl StoreArgs {
             log_origin: self.log_origin.clone(),
             leak_traces_per_minute: self.leak_traces_per_minute,
             policies_dir: None,
+            settlement: vault_domain::settlement::SettlementConfig {
+                default_dual_threshold: self.dual_approval_threshold,
+                default_claim_days: self.default_claim_days,
+            },
         })
     }
 }

@@ -33,10 +33,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../../migrations/sqlite/0003_policy_versions.sql"),
         postgres: include_str!("../../../migrations/postgres/0003_policy_versions.sql"),
     },
+    Migration {
+        version: 4,
+        name: "rewards",
+        sqlite: include_str!("../../../migrations/sqlite/0004_rewards.sql"),
+        postgres: include_str!("../../../migrations/postgres/0004_rewards.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.
-pub const LATEST: i64 = 3;
+pub const LATEST: i64 = 4;
 
 pub(crate) async fn run(pool: &AnyPool, engine: Engine) -> Result<(), StoreError> {
     let mut tx = match engine {

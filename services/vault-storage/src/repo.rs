@@ -901,6 +901,212 @@ impl Repo for SqlConn {
             .transpose()
     }
 
+    async fn insert_reward(
+        &mut self,
+        r: &vault_domain::settlement::Reward,
+        kind: &str,
+        month: &str,
+    ) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(r).map_err(|_| corrupt("reward encoding"))?;
+        sqlx::query(
+            "INSERT INTO rewards (id, jurisdiction, status, created_at, claim_deadline, doc, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(r.id.clone())
+        .bind(r.jurisdiction.to_string())
+        .bind(r.status.as_str())
+        .bind(ts(r.created_at))
+        .bind(r.claim_deadline.map(ts))
+        .bind(doc)
+        .bind(r.version)
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        for a in r.awards.iter().filter(|a| !a.amount.is_zero()) {
+            sqlx::query(
+                "INSERT INTO reward_awards (reward_id, reporter_id, kind, month, amount)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(r.id.clone())
+            .bind(a.reporter_id.clone())
+            .bind(kind.to_owned())
+            .bind(month.to_owned())
+            .bind(a.amount.to_string())
+            .execute(self.c())
+            .await
+            .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn reward(
+        &mut self,
+        id: &str,
+    ) -> Result<Option<vault_domain::settlement::Reward>, StoreError> {
+        sqlx::query("SELECT doc FROM rewards WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(self.c())
+            .await
+            .map_err(unavailable)?
+            .map(|r| reward_of(&r))
+            .transpose()
+    }
+
+    async fn update_reward(
+        &mut self,
+        r: &vault_domain::settlement::Reward,
+        expected_version: i64,
+    ) -> Result<bool, StoreError> {
+        let doc = serde_json::to_string(r).map_err(|_| corrupt("reward encoding"))?;
+        let n = sqlx::query(
+            "UPDATE rewards SET status = $1, claim_deadline = $2, doc = $3, version = $4
+             WHERE id = $5 AND version = $6",
+        )
+        .bind(r.status.as_str())
+        .bind(r.claim_deadline.map(ts))
+        .bind(doc)
+        .bind(r.version)
+        .bind(r.id.clone())
+        .bind(expected_version)
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        if n != 1 {
+            return Ok(false);
+        }
+        if let (vault_domain::settlement::RewardStatus::Paid, Some(p)) = (r.status, &r.payment) {
+            // The primary key makes a second payment of one reward impossible, whatever the
+            // application does.
+            sqlx::query(
+                "INSERT INTO reward_payments (reward_id, payment_ref, amount, paid_on, recorded_by, recorded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(r.id.clone())
+            .bind(p.payment_ref.clone())
+            .bind(p.amount.to_string())
+            .bind(p.paid_on.clone())
+            .bind(p.recorded_by.clone())
+            .bind(ts(p.at))
+            .execute(self.c())
+            .await
+            .map_err(unavailable)?;
+        }
+        Ok(true)
+    }
+
+    async fn rewards_between(
+        &mut self,
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+    ) -> Result<Vec<vault_domain::settlement::Reward>, StoreError> {
+        sqlx::query(
+            "SELECT doc FROM rewards WHERE created_at >= $1 AND created_at < $2
+             ORDER BY created_at, id",
+        )
+        .bind(from.map(ts).unwrap_or(i64::MIN))
+        .bind(to.map(ts).unwrap_or(i64::MAX))
+        .fetch_all(self.c())
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(reward_of)
+        .collect()
+    }
+
+    async fn rewards_due_to_expire(
+        &mut self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<vault_domain::settlement::Reward>, StoreError> {
+        sqlx::query(
+            "SELECT doc FROM rewards WHERE status = 'approved' AND claim_deadline <= $1 LIMIT 500",
+        )
+        .bind(ts(now))
+        .fetch_all(self.c())
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(reward_of)
+        .collect()
+    }
+
+    async fn awarded_in_month(
+        &mut self,
+        reporter_id: &str,
+        kind: &str,
+        month: &str,
+    ) -> Result<rust_decimal::Decimal, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.amount AS amount FROM reward_awards a JOIN rewards r ON r.id = a.reward_id
+             WHERE a.reporter_id = $1 AND a.kind = $2 AND a.month = $3
+               AND r.status NOT IN ('rejected', 'cancelled', 'expired')",
+        )
+        .bind(reporter_id.to_owned())
+        .bind(kind.to_owned())
+        .bind(month.to_owned())
+        .fetch_all(self.c())
+        .await
+        .map_err(unavailable)?;
+        let mut sum = rust_decimal::Decimal::ZERO;
+        for r in rows {
+            let text: String = get(&r, "amount")?;
+            sum += text
+                .parse::<rust_decimal::Decimal>()
+                .map_err(|_| corrupt("award amount"))?;
+        }
+        Ok(sum)
+    }
+
+    async fn idempotent_answer(
+        &mut self,
+        principal_id: &str,
+        key: &str,
+    ) -> Result<Option<(String, u16, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT request_hash, status, body FROM idempotency WHERE principal_id = $1 AND key = $2",
+        )
+        .bind(principal_id.to_owned())
+        .bind(key.to_owned())
+        .fetch_optional(self.c())
+        .await
+        .map_err(unavailable)?;
+        match row {
+            Some(r) => Ok(Some((
+                get(&r, "request_hash")?,
+                u16::try_from(get::<i64>(&r, "status")?).map_err(|_| corrupt("status"))?,
+                get(&r, "body")?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    async fn store_idempotent_answer(
+        &mut self,
+        principal_id: &str,
+        key: &str,
+        request_hash: &str,
+        status: u16,
+        body: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO idempotency (principal_id, key, request_hash, status, body, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(principal_id.to_owned())
+        .bind(key.to_owned())
+        .bind(request_hash.to_owned())
+        .bind(i64::from(status))
+        .bind(body.to_owned())
+        .bind(ts(at))
+        .execute(self.c())
+        .await;
+        match r.map_err(unavailable) {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn events_disclosing(
         &mut self,
         field: &str,
@@ -951,6 +1157,11 @@ impl Tx for SqlConn {
             Inner::Pooled(_) => Ok(()),
         }
     }
+}
+
+fn reward_of(row: &AnyRow) -> Result<vault_domain::settlement::Reward, StoreError> {
+    let doc: String = get(row, "doc")?;
+    serde_json::from_str(&doc).map_err(|_| corrupt("reward document"))
 }
 
 fn checkpoint_of(row: &AnyRow) -> Result<StoredCheckpoint, StoreError> {

@@ -152,7 +152,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// The raw bytes of a JSON body (content type and size checked), for handlers that also
+/// hash the body (Idempotency-Key).
+pub struct RawJson(pub Bytes);
+
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let RawJson(bytes) = RawJson::from_request(req, state).await?;
+        Ok(JsonBody(parse_json(&bytes)?))
+    }
+}
+
+impl FromRequest<AppState> for RawJson {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
@@ -186,6 +199,6 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 )
             }
         })?;
-        Ok(JsonBody(parse_json(&bytes)?))
+        Ok(RawJson(bytes))
     }
 }

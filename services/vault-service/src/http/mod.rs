@@ -5,6 +5,7 @@ mod context;
 pub mod dto;
 pub mod error;
 mod extract;
+mod rewards;
 
 use std::sync::Arc;
 
@@ -84,6 +85,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/rewards/quote"),
     ("get", "/v1/policies"),
     ("get", "/v1/policies/{id}"),
+    ("post", "/v1/rewards"),
+    ("get", "/v1/rewards"),
+    ("get", "/v1/rewards/{id}"),
+    ("post", "/v1/rewards/{id}/approve"),
+    ("post", "/v1/rewards/{id}/reject"),
+    ("post", "/v1/rewards/{id}/claims"),
+    ("post", "/v1/rewards/{id}/extend"),
+    ("get", "/v1/rewards/{id}/payee"),
+    ("post", "/v1/rewards/{id}/payments"),
+    ("get", "/v1/stats/rewards"),
 ];
 
 /// Every route of the contract.
@@ -116,6 +127,18 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/rewards/quote", post(quote))
         .route("/v1/policies", get(list_policies))
         .route("/v1/policies/{id}", get(get_policy))
+        .route(
+            "/v1/rewards",
+            post(rewards::file_reward).get(rewards::list_rewards),
+        )
+        .route("/v1/rewards/{id}", get(rewards::get_reward))
+        .route("/v1/rewards/{id}/approve", post(rewards::approve_reward))
+        .route("/v1/rewards/{id}/reject", post(rewards::reject_reward))
+        .route("/v1/rewards/{id}/claims", post(rewards::claim_reward))
+        .route("/v1/rewards/{id}/extend", post(rewards::extend_reward))
+        .route("/v1/rewards/{id}/payee", get(rewards::payee))
+        .route("/v1/rewards/{id}/payments", post(rewards::pay_reward))
+        .route("/v1/stats/rewards", get(rewards::stats))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(
@@ -343,9 +366,14 @@ async fn open_disclosure(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     // By the time the domain returns, the access event is committed; only now do bytes go out.
-    let opened = s.vault.open_disclosure(&actor, &id).await?;
+    Ok(opened_response(s.vault.open_disclosure(&actor, &id).await?))
+}
+
+/// Identity data on its way out: JSON, or `application/age` to the caller's recipient;
+/// never cached.
+pub(crate) fn opened_response(opened: OpenedDisclosure) -> Response {
     let no_store = (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(match opened {
+    match opened {
         OpenedDisclosure::Json(body) => (
             [
                 (
@@ -368,7 +396,7 @@ async fn open_disclosure(
             body,
         )
             .into_response(),
-    })
+    }
 }
 
 async fn audit_events(
