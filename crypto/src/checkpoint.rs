@@ -267,7 +267,7 @@ impl LogSigner {
     /// Signs arbitrary note text (which must end in a newline and contain no
     /// control character but newline). Private: the log signs only
     /// checkpoints, so its key can never be made to sign anything else.
-    fn sign_text(&self, text: &str) -> Result<String, CryptoError> {
+    pub(crate) fn sign_text(&self, text: &str) -> Result<String, CryptoError> {
         if !text.ends_with('\n') || has_forbidden_control(text) {
             return Err(CryptoError::Format);
         }
@@ -353,6 +353,11 @@ impl NoteVerifier {
             return Err(CryptoError::Integrity);
         }
         Ok(cp)
+    }
+
+    /// Verifies any signed note by this key (a statement) and returns its text.
+    pub fn verify_text<'a>(&self, note: &'a str) -> Result<&'a str, CryptoError> {
+        self.open(note)
     }
 
     /// Checks the signed-note framing and this key's signature(s); returns
@@ -781,5 +786,62 @@ mod tests {
             signer().verifier().verify(&padded),
             Err(CryptoError::Format)
         ));
+    }
+}
+
+/// Signs statements for reporters (reward and disclosure receipts) as C2SP signed notes.
+///
+/// Its key is derived from the log seed with domain separation
+/// (HMAC-SHA256(seed, "reporter-vault/statement-key/v1")), so it is a different key from the
+/// log's: a statement can never pass as a checkpoint, nor a checkpoint as a statement, and
+/// the log key keeps signing checkpoints only.
+pub struct StatementSigner {
+    inner: LogSigner,
+}
+
+impl StatementSigner {
+    /// The statement signer named `name`, derived from the log signing seed.
+    pub fn derive(name: &str, log_seed: &Key32) -> Result<StatementSigner, CryptoError> {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, log_seed.expose_secret());
+        let tag = ring::hmac::sign(&key, b"reporter-vault/statement-key/v1");
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(tag.as_ref().get(..32).ok_or(CryptoError::Format)?);
+        let derived = Key32::from_bytes(seed);
+        seed.fill(0);
+        Ok(StatementSigner {
+            inner: LogSigner::from_seed(name, &derived)?,
+        })
+    }
+
+    /// Signs `text` (ending in a newline, no control characters but newline).
+    pub fn sign(&self, text: &str) -> Result<String, CryptoError> {
+        self.inner.sign_text(text)
+    }
+
+    /// The note verifier key of statements.
+    pub fn verifier_key(&self) -> String {
+        self.inner.verifier_key()
+    }
+}
+
+#[cfg(test)]
+mod statement_tests {
+    use super::*;
+
+    #[test]
+    fn statements_use_a_key_of_their_own_and_verify() {
+        let seed = Key32::from_bytes([7; 32]);
+        let log = LogSigner::from_seed("rv/log", &seed).unwrap();
+        let st = StatementSigner::derive("rv/receipts", &seed).unwrap();
+        assert_ne!(log.public_key(), st.inner.public_key());
+        let note = st.sign("hello\n").unwrap();
+        let v = NoteVerifier::parse(&st.verifier_key()).unwrap();
+        assert_eq!(v.verify_text(&note).unwrap(), "hello\n");
+        // Not a checkpoint, and not verifiable with the log's key.
+        assert!(v.verify(&note).is_err());
+        let lv = NoteVerifier::parse(&log.verifier_key()).unwrap();
+        assert!(lv.verify_text(&note).is_err());
+        // fail: altered text.
+        assert!(v.verify_text(&note.replacen("hello", "hellp", 1)).is_err());
     }
 }

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod model;
 pub mod ports;
 pub mod ratelimit;
+pub mod receipts;
 pub mod rewards;
 pub mod settlement;
 mod trail;

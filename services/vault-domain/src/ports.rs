@@ -219,6 +219,10 @@ pub trait Repo: Send {
         body: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
+    /// Every event about one vault record, in log order.
+    async fn events_of_record(&mut self, record: &str) -> Result<Vec<Event>, StoreError>;
+    /// Rewards with a positive award to one vault record.
+    async fn reward_ids_of_record(&mut self, record: &str) -> Result<Vec<String>, StoreError>;
     /// Events that disclosed a value whose keyed MAC for `field` is `mac_hex`.
     async fn events_disclosing(
         &mut self,
@@ -289,6 +293,11 @@ pub trait KeyProvider: Send + Sync {
     ) -> Result<String, KeyError>;
     /// The note verifier key `<name>+<hex id>+<base64 key>`.
     fn log_verifier_key(&self) -> String;
+    /// Signs a statement for a reporter (a receipt) with the statement key, which is not the
+    /// log key.
+    fn sign_statement(&self, text: &str) -> Result<String, KeyError>;
+    /// The statement key's note verifier key.
+    fn statement_verifier_key(&self) -> String;
 }
 
 /// One message on its way to a reporter's contact. Lives only for the delivery attempt.

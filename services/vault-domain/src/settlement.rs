@@ -1223,3 +1223,48 @@ impl Vault {
         Ok(())
     }
 }
+
+/// Rewards that need someone's attention (督办).
+#[derive(Debug, Clone, Default)]
+pub struct Oversight {
+    /// Approved rewards whose claim window closes within the horizon.
+    pub closing: Vec<Reward>,
+    /// Rewards waiting for finance approval longer than the limit.
+    pub stale_approvals: Vec<Reward>,
+}
+
+impl Vault {
+    /// Claim windows closing within `within_days`, and approvals waiting more than
+    /// `waiting_days`, in the caller's scope.
+    pub async fn reward_oversight(
+        &self,
+        actor: &Actor,
+        within_days: u32,
+        waiting_days: u32,
+    ) -> Result<Oversight, DomainError> {
+        self.require_role(
+            actor,
+            &[Role::Finance, Role::Auditor],
+            "read oversight lists",
+        )
+        .await?;
+        let now = self.now();
+        let horizon = now + time::Duration::days(i64::from(within_days));
+        let stale_before = now - time::Duration::days(i64::from(waiting_days));
+        let mut out = Oversight::default();
+        for r in self.list_rewards(actor, &RewardFilter::default()).await? {
+            match r.status {
+                RewardStatus::Approved
+                    if r.claim_deadline.is_some_and(|d| d > now && d <= horizon) =>
+                {
+                    out.closing.push(r)
+                }
+                RewardStatus::PendingApproval if r.created_at <= stale_before => {
+                    out.stale_approvals.push(r)
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}

@@ -99,6 +99,15 @@ async fn with_nodes<T>(
     f(&map).map_err(proof_err)
 }
 
+/// Inclusion proof of `index` at `tree_size` from stored nodes.
+pub(crate) async fn proof_from_store(
+    repo: &mut dyn Repo,
+    index: u64,
+    tree_size: u64,
+) -> Result<Vec<Hash>, DomainError> {
+    with_nodes(repo, |src| merkle::inclusion_proof(src, index, tree_size)).await
+}
+
 impl Vault {
     /// The current tree head.
     pub async fn tree_head(&self) -> Result<TreeHead, DomainError> {

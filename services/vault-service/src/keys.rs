@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use vault_crypto::checkpoint::{Checkpoint, LogSigner};
+use vault_crypto::checkpoint::{Checkpoint, LogSigner, StatementSigner};
 use vault_crypto::envelope::{self, EnvelopeContext};
 use vault_crypto::keyring::{Keyring, KeyringProtector};
 use vault_crypto::random::RandomSource;
@@ -15,6 +15,7 @@ pub struct LocalKeys {
     keyring: RwLock<Keyring>,
     rng: Arc<dyn RandomSource>,
     signer: LogSigner,
+    statements: StatementSigner,
 }
 
 fn poisoned<T>(_: T) -> KeyError {
@@ -40,10 +41,13 @@ impl LocalKeys {
             }
         };
         let signer = LogSigner::from_seed(&origin, keyring.log_signing_seed())?;
+        let statements =
+            StatementSigner::derive(&format!("{origin}/receipts"), keyring.log_signing_seed())?;
         Ok(Self {
             keyring: RwLock::new(keyring),
             rng,
             signer,
+            statements,
         })
     }
 
@@ -111,6 +115,16 @@ impl KeyProvider for LocalKeys {
 
     fn log_verifier_key(&self) -> String {
         self.signer.verifier_key()
+    }
+
+    fn sign_statement(&self, text: &str) -> Result<String, KeyError> {
+        self.statements
+            .sign(text)
+            .map_err(|e| KeyError::Unavailable(e.to_string()))
+    }
+
+    fn statement_verifier_key(&self) -> String {
+        self.statements.verifier_key()
     }
 }
 

@@ -39,10 +39,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../../migrations/sqlite/0004_rewards.sql"),
         postgres: include_str!("../../../migrations/postgres/0004_rewards.sql"),
     },
+    Migration {
+        version: 5,
+        name: "event_record_index",
+        sqlite: include_str!("../../../migrations/sqlite/0005_event_record_index.sql"),
+        postgres: include_str!("../../../migrations/postgres/0005_event_record_index.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.
-pub const LATEST: i64 = 4;
+pub const LATEST: i64 = 5;
 
 pub(crate) async fn run(pool: &AnyPool, engine: Engine) -> Result<(), StoreError> {
     let mut tx = match engine {

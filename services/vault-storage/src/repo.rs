@@ -743,8 +743,8 @@ impl Repo for SqlConn {
             .map_err(|_| corrupt("access trail frontier"))?;
         self.insert_nodes(&nodes).await?;
         sqlx::query(
-            "INSERT INTO audit_events (idx, leaf, time, action, actor_id, disclosure_id, pseudonym)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO audit_events (idx, leaf, time, action, actor_id, disclosure_id, pseudonym, record)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(next)
         .bind(leaf)
@@ -753,6 +753,7 @@ impl Repo for SqlConn {
         .bind(event.actor_id.clone())
         .bind(event.disclosure_id.clone())
         .bind(event.pseudonym.clone())
+        .bind(event.record.clone())
         .execute(self.c())
         .await
         .map_err(unavailable)?;
@@ -1105,6 +1106,31 @@ impl Repo for SqlConn {
             Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn events_of_record(&mut self, record: &str) -> Result<Vec<Event>, StoreError> {
+        sqlx::query("SELECT leaf FROM audit_events WHERE record = $1 ORDER BY idx")
+            .bind(record.to_owned())
+            .fetch_all(self.c())
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|r| {
+                let leaf: Vec<u8> = get(r, "leaf")?;
+                Event::parse_leaf(&leaf).ok_or_else(|| corrupt("event leaf"))
+            })
+            .collect()
+    }
+
+    async fn reward_ids_of_record(&mut self, record: &str) -> Result<Vec<String>, StoreError> {
+        sqlx::query("SELECT reward_id FROM reward_awards WHERE reporter_id = $1 ORDER BY reward_id")
+            .bind(record.to_owned())
+            .fetch_all(self.c())
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|r| get::<String>(r, "reward_id"))
+            .collect()
     }
 
     async fn events_disclosing(

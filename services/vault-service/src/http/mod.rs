@@ -95,6 +95,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/rewards/{id}/payee"),
     ("post", "/v1/rewards/{id}/payments"),
     ("get", "/v1/stats/rewards"),
+    ("get", "/v1/oversight/rewards"),
+    ("post", "/v1/receipts"),
+    ("get", "/v1/receipts/public-key"),
 ];
 
 /// Every route of the contract.
@@ -139,6 +142,9 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/rewards/{id}/payee", get(rewards::payee))
         .route("/v1/rewards/{id}/payments", post(rewards::pay_reward))
         .route("/v1/stats/rewards", get(rewards::stats))
+        .route("/v1/oversight/rewards", get(rewards::oversight))
+        .route("/v1/receipts", post(receipt))
+        .route("/v1/receipts/public-key", get(statement_key))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(
@@ -551,4 +557,32 @@ async fn get_policy(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(policy_json(s.vault.policy(&id)?, true)))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiptIn {
+    pseudonym: String,
+    #[serde(default)]
+    claim_code: Option<zeroize::Zeroizing<String>>,
+}
+
+async fn receipt(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    JsonBody(body): JsonBody<ReceiptIn>,
+) -> ApiResult<Json<vault_domain::receipts::Receipt>> {
+    Ok(Json(
+        s.vault
+            .receipt(
+                &actor,
+                &body.pseudonym,
+                body.claim_code.as_deref().map(|c| c.as_str()),
+            )
+            .await?,
+    ))
+}
+
+async fn statement_key(State(s): State<AppState>) -> Response {
+    text(format!("{}\n", s.vault.statement_public_key()))
 }

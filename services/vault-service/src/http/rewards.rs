@@ -475,3 +475,38 @@ pub async fn stats(
         .collect();
     Ok(Json(serde_json::json!({ "groups": groups })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OversightQuery {
+    #[serde(default)]
+    pub within_days: Option<u32>,
+    #[serde(default)]
+    pub waiting_days: Option<u32>,
+}
+
+/// Claim windows closing soon and approvals waiting too long (督办).
+pub async fn oversight(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    q: Result<Query<OversightQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(q) = q.map_err(query_err)?;
+    let within = q.within_days.unwrap_or(7);
+    let waiting = q.waiting_days.unwrap_or(15);
+    let o = s.vault.reward_oversight(&actor, within, waiting).await?;
+    let brief = |r: &Reward| {
+        serde_json::json!({
+            "id": r.id, "case_ref": r.case_ref, "jurisdiction": r.jurisdiction.to_string(),
+            "status": r.status.as_str(), "amount": format!("{:.2}", r.amount),
+            "created_at": rfc3339_cst(r.created_at),
+            "claim_deadline": r.claim_deadline.map(rfc3339_cst),
+        })
+    };
+    Ok(Json(serde_json::json!({
+        "within_days": within,
+        "waiting_days": waiting,
+        "claim_windows_closing": o.closing.iter().map(brief).collect::<Vec<_>>(),
+        "approvals_waiting": o.stale_approvals.iter().map(brief).collect::<Vec<_>>(),
+    })))
+}
