@@ -36,7 +36,9 @@ fn age_decrypt(identity: &Path, ciphertext: &Path) -> std::process::Output {
         .arg(identity)
         .arg(ciphertext)
         .output()
-        .unwrap_or_else(|e| panic!("age is not installed ({e}): apt-get install age — this test must run"))
+        .unwrap_or_else(|e| {
+            panic!("age is not installed ({e}): apt-get install age — this test must run")
+        })
 }
 
 async fn opened_disclosure_decrypts_with_the_age_cli(engine: Engine) {
@@ -58,9 +60,16 @@ async fn opened_disclosure_decrypts_with_the_age_cli(engine: Engine) {
         .expect("p")
         .to_owned();
     let id = app
-        .request_disclosure_ok(&cs.token, &p, "verification_contact", &["name", "phone", "id_number", "email"])
+        .request_disclosure_ok(
+            &cs.token,
+            &p,
+            "verification_contact",
+            &["name", "phone", "id_number", "email"],
+        )
         .await;
-    app.approve(&c.cust1.token, &id).await.expect(200, "approve");
+    app.approve(&c.cust1.token, &id)
+        .await
+        .expect(200, "approve");
 
     let r = app.open(&cs.token, &id).await;
     r.expect(200, "open");
@@ -68,7 +77,8 @@ async fn opened_disclosure_decrypts_with_the_age_cli(engine: Engine) {
     assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
     assert_absent(&r.body, &person.values(), "the age-encrypted body");
     assert!(
-        r.body.starts_with(b"age-encryption.org/v1\n") || r.body.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"),
+        r.body.starts_with(b"age-encryption.org/v1\n")
+            || r.body.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"),
         "not an age file: {:?}",
         String::from_utf8_lossy(&r.body[..r.body.len().min(40)])
     );
@@ -100,7 +110,10 @@ async fn opened_disclosure_decrypts_with_the_age_cli(engine: Engine) {
     let other = keys.path().join("other.key");
     age_keygen(&other);
     let out = age_decrypt(&other, &ct);
-    assert!(!out.status.success(), "a different age identity decrypted the disclosure");
+    assert!(
+        !out.status.success(),
+        "a different age identity decrypted the disclosure"
+    );
 
     // A principal with a malformed recipient is refused at creation.
     let r = app

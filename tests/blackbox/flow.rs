@@ -154,9 +154,11 @@ async fn seal_request_approve_open(engine: Engine) {
     assert_eq!(v["approvals"][0]["principal_id"], c.cust1.id.as_str());
     assert_eq!(v["approvals"][0]["comment"], "同意：核实需要");
     assert_eq!(v["approvals"][0]["at"], "2026-11-20T12:00:00+08:00");
-    app.approve(&c.cust1.token, &id)
-        .await
-        .expect_err(409, "already_decided", "same custodian again");
+    app.approve(&c.cust1.token, &id).await.expect_err(
+        409,
+        "already_decided",
+        "same custodian again",
+    );
     app.open(&c.cust1.token, &id)
         .await
         .expect_err(403, "forbidden", "custodian opens");
@@ -233,22 +235,35 @@ async fn judicial_transfer_needs_two_distinct_custodians(engine: Engine) {
     assert_eq!(d["approvals_required"], 2);
     let id = d["id"].as_str().expect("id").to_owned();
 
-    let v = app.approve(&c.cust1.token, &id).await.expect(200, "first approval");
-    assert_eq!(v["status"], "pending", "one of two approvals leaves it pending");
+    let v = app
+        .approve(&c.cust1.token, &id)
+        .await
+        .expect(200, "first approval");
+    assert_eq!(
+        v["status"], "pending",
+        "one of two approvals leaves it pending"
+    );
     assert_eq!(v["approvals"].as_array().map(Vec::len), Some(1));
-    app.open(&c.cs.token, &id)
-        .await
-        .expect_err(409, "invalid_state", "open with one of two approvals");
-    app.approve(&c.cust1.token, &id)
-        .await
-        .expect_err(409, "already_decided", "the same custodian twice");
+    app.open(&c.cs.token, &id).await.expect_err(
+        409,
+        "invalid_state",
+        "open with one of two approvals",
+    );
+    app.approve(&c.cust1.token, &id).await.expect_err(
+        409,
+        "already_decided",
+        "the same custodian twice",
+    );
     let v = app
         .get_disclosure(&c.cust2.token, &id)
         .await
         .expect(200, "get");
     assert_eq!(v["status"], "pending", "a repeated approval does not count");
 
-    let v = app.approve(&c.cust2.token, &id).await.expect(200, "second custodian");
+    let v = app
+        .approve(&c.cust2.token, &id)
+        .await
+        .expect(200, "second custodian");
     assert_eq!(v["status"], "approved");
     let approvers: Vec<&str> = v["approvals"]
         .as_array()
@@ -268,25 +283,44 @@ async fn judicial_transfer_needs_two_distinct_custodians(engine: Engine) {
 
     // A finance officer's disclosure for payment: the requester opens it, nobody else.
     let id2 = app
-        .request_disclosure_ok(&c.finance.token, &p, "reward_payment", &["name", "bank_account"])
+        .request_disclosure_ok(
+            &c.finance.token,
+            &p,
+            "reward_payment",
+            &["name", "bank_account"],
+        )
         .await;
-    app.approve(&c.finance.token, &id2)
+    app.approve(&c.finance.token, &id2).await.expect_err(
+        403,
+        "forbidden",
+        "finance approves its own",
+    );
+    app.approve(&c.cust2.token, &id2)
         .await
-        .expect_err(403, "forbidden", "finance approves its own");
-    app.approve(&c.cust2.token, &id2).await.expect(200, "approve");
-    app.get_disclosure(&c.cs.token, &id2)
-        .await
-        .expect_err(404, "not_found", "another requester reads it");
+        .expect(200, "approve");
+    app.get_disclosure(&c.cs.token, &id2).await.expect_err(
+        404,
+        "not_found",
+        "another requester reads it",
+    );
     let r = app.open(&c.finance.token, &id2).await;
     r.expect(200, "finance opens");
-    assert_eq!(r.json()["fields"], json!({"name": person.name, "bank_account": person.bank_account}));
+    assert_eq!(
+        r.json()["fields"],
+        json!({"name": person.name, "bank_account": person.bank_account})
+    );
 }
 
 async fn denied_disclosure_never_opens(engine: Engine) {
     let app = spawn_app(engine).await;
     let c = Cast::create(&app).await;
     let p = app
-        .seal_ok(&c.cs.token, "140100", "SX-2026-000300", Some(&Person::nth(2)))
+        .seal_ok(
+            &c.cs.token,
+            "140100",
+            "SX-2026-000300",
+            Some(&Person::nth(2)),
+        )
         .await["pseudonym"]
         .as_str()
         .expect("p")
@@ -305,14 +339,23 @@ async fn denied_disclosure_never_opens(engine: Engine) {
     app.open(&c.cs.token, &id)
         .await
         .expect_err(409, "invalid_state", "open a denied disclosure");
-    app.approve(&c.cust2.token, &id)
+    app.approve(&c.cust2.token, &id).await.expect_err(
+        409,
+        "invalid_state",
+        "approve after a denial",
+    );
+    let v = app
+        .get_disclosure(&c.auditor.token, &id)
         .await
-        .expect_err(409, "invalid_state", "approve after a denial");
-    let v = app.get_disclosure(&c.auditor.token, &id).await.expect(200, "auditor reads");
+        .expect(200, "auditor reads");
     assert_eq!(v["status"], "denied");
     // The refusals are in the trail.
     let events = app.events(&c.auditor.token).await;
-    assert!(events.iter().any(|e| e["event"]["action"] == "disclosure_denied"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"]["action"] == "disclosure_denied")
+    );
     assert!(
         events
             .iter()
@@ -339,24 +382,41 @@ async fn disclosure_expires_24_hours_after_approval(engine: Engine) {
     let late = app
         .request_disclosure_ok(&c.cs.token, &p, "verification_contact", &["name"])
         .await;
-    let v = app.approve(&c.cust1.token, &early).await.expect(200, "approve");
+    let v = app
+        .approve(&c.cust1.token, &early)
+        .await
+        .expect(200, "approve");
     assert_eq!(v["expires_at"], "2026-11-21T12:00:00+08:00");
-    app.approve(&c.cust1.token, &late).await.expect(200, "approve");
+    app.approve(&c.cust1.token, &late)
+        .await
+        .expect(200, "approve");
 
-    app.clock().advance(time::Duration::hours(23) + time::Duration::minutes(59));
+    app.clock()
+        .advance(time::Duration::hours(23) + time::Duration::minutes(59));
     let r = app.open(&c.cs.token, &early).await;
     r.expect(200, "open within 24 h");
     assert_eq!(r.json()["fields"]["phone"], person.phone.as_str());
 
-    app.clock().advance(time::Duration::hours(1) + time::Duration::minutes(1));
-    let v = app.get_disclosure(&c.cs.token, &late).await.expect(200, "get");
+    app.clock()
+        .advance(time::Duration::hours(1) + time::Duration::minutes(1));
+    let v = app
+        .get_disclosure(&c.cs.token, &late)
+        .await
+        .expect(200, "get");
     assert_eq!(v["status"], "expired");
     let r = app.open(&c.cs.token, &late).await;
     r.expect_err(409, "invalid_state", "open after 25 h");
-    assert!(r.text().contains("expired"), "the refusal names the state: {}", r.text());
+    assert!(
+        r.text().contains("expired"),
+        "the refusal names the state: {}",
+        r.text()
+    );
     assert_absent(&r.body, &person.values(), "the refusal");
     // The opened one stays opened, not expired.
-    let v = app.get_disclosure(&c.cs.token, &early).await.expect(200, "get");
+    let v = app
+        .get_disclosure(&c.cs.token, &early)
+        .await
+        .expect(200, "get");
     assert_eq!(v["status"], "opened");
 }
 
@@ -364,40 +424,67 @@ async fn repeated_reporter_is_recognised_within_scope_only(engine: Engine) {
     let app = spawn_app(engine).await;
     let c = Cast::create(&app).await;
     let zs = Person::zhang_san();
-    let first = app.seal_ok(&c.cs.token, "140100", "SX-2026-000501", Some(&zs)).await;
+    let first = app
+        .seal_ok(&c.cs.token, "140100", "SX-2026-000501", Some(&zs))
+        .await;
     assert_eq!(first["reporter_seen_before"], false);
+    // Reports arrive minutes apart: "oldest first" is then well defined.
+    let tick = || app.clock().advance(time::Duration::minutes(5));
+    tick();
 
     // The same resident ID, written the way people write it (grouped, lower-case x).
     let mut again = zs.identity();
     again["id_number"] = json!("110105 19491231 002x");
     let second = app
-        .seal(&c.cs.token, crate::harness::seal_body("140100", "SX-2026-000502", again))
+        .seal(
+            &c.cs.token,
+            crate::harness::seal_body("140100", "SX-2026-000502", again),
+        )
         .await
         .expect(201, "second seal");
     assert_eq!(second["reporter_seen_before"], true);
     assert_eq!(second["prior_case_refs"], json!(["SX-2026-000501"]));
-    assert_ne!(second["pseudonym"], first["pseudonym"], "a new pseudonym per case");
+    assert_ne!(
+        second["pseudonym"], first["pseudonym"],
+        "a new pseudonym per case"
+    );
+    tick();
 
     // Another province's case system seals the same person: it learns nothing of Shanxi.
-    let sd = app.seal_ok(&c.cs_sd.token, "370100", "SD-2026-000001", Some(&zs)).await;
+    let sd = app
+        .seal_ok(&c.cs_sd.token, "370100", "SD-2026-000001", Some(&zs))
+        .await;
     let refs = sd["prior_case_refs"].as_array().expect("refs");
     assert!(
-        !refs.iter().any(|r| r.as_str().is_some_and(|s| s.starts_with("SX-"))),
+        !refs
+            .iter()
+            .any(|r| r.as_str().is_some_and(|s| s.starts_with("SX-"))),
         "Shandong sees Shanxi's cases: {sd}"
     );
     assert_eq!(sd["reporter_seen_before"], false, "{sd}");
     for earlier in [&first, &second] {
         assert_ne!(sd["pseudonym"], earlier["pseudonym"]);
     }
+    tick();
 
     // Back in Shanxi: both Shanxi cases, not Shandong's.
-    let third = app.seal_ok(&c.cs2.token, "140200", "SX-2026-000503", Some(&zs)).await;
+    let third = app
+        .seal_ok(&c.cs2.token, "140200", "SX-2026-000503", Some(&zs))
+        .await;
     assert_eq!(third["reporter_seen_before"], true);
-    assert_eq!(third["prior_case_refs"], json!(["SX-2026-000501", "SX-2026-000502"]));
+    assert_eq!(
+        third["prior_case_refs"],
+        json!(["SX-2026-000501", "SX-2026-000502"])
+    );
 
     // A different person is not seen before.
     let other = app
-        .seal_ok(&c.cs.token, "140100", "SX-2026-000504", Some(&Person::nth(4)))
+        .seal_ok(
+            &c.cs.token,
+            "140100",
+            "SX-2026-000504",
+            Some(&Person::nth(4)),
+        )
         .await;
     assert_eq!(other["reporter_seen_before"], false);
     assert_eq!(other["prior_case_refs"], json!([]));
@@ -406,22 +493,35 @@ async fn repeated_reporter_is_recognised_within_scope_only(engine: Engine) {
 async fn anonymous_report_gets_a_one_time_claim_code(engine: Engine) {
     let app = spawn_app(engine).await;
     let c = Cast::create(&app).await;
-    let a = app.seal_ok(&c.cs.token, "140100", "SX-2026-000601", None).await;
+    let a = app
+        .seal_ok(&c.cs.token, "140100", "SX-2026-000601", None)
+        .await;
     assert_eq!(a["anonymous"], true);
     assert_eq!(a["reporter_seen_before"], false);
     assert_eq!(a["prior_case_refs"], json!([]));
     let code_a = a["claim_code"].as_str().expect("claim_code").to_owned();
-    assert!(code_a.len() >= 8, "claim code too short to resist guessing: {code_a}");
+    assert!(
+        code_a.len() >= 8,
+        "claim code too short to resist guessing: {code_a}"
+    );
 
-    let b = app.seal_ok(&c.cs.token, "140100", "SX-2026-000602", None).await;
+    let b = app
+        .seal_ok(&c.cs.token, "140100", "SX-2026-000602", None)
+        .await;
     let code_b = b["claim_code"].as_str().expect("claim_code").to_owned();
-    assert_ne!(code_a, code_b, "every anonymous report gets its own claim code");
+    assert_ne!(
+        code_a, code_b,
+        "every anonymous report gets its own claim code"
+    );
     assert_ne!(a["pseudonym"], b["pseudonym"]);
 
     let pa = a["pseudonym"].as_str().expect("p");
     let v = app.get_pseudonym(&c.cs.token, pa).await.expect(200, "get");
     assert_eq!(v["anonymous"], true);
-    assert!(v.get("claim_code").is_none(), "the claim code is shown once");
+    assert!(
+        v.get("claim_code").is_none(),
+        "the claim code is shown once"
+    );
     let r = app.get_pseudonym(&c.cs.token, pa).await;
     assert!(!r.text().contains(&code_a), "claim code shown again");
 
@@ -433,7 +533,10 @@ async fn anonymous_report_gets_a_one_time_claim_code(engine: Engine) {
     // The claim code is stored only as a slow hash: not in the database in plaintext.
     let events = app.events(&c.auditor.token).await;
     let trail = serde_json::to_vec(&events).expect("json");
-    assert!(!crate::harness::contains(&trail, code_a.as_bytes()), "claim code in the trail");
+    assert!(
+        !crate::harness::contains(&trail, code_a.as_bytes()),
+        "claim code in the trail"
+    );
     let mut conn = app.storage.connect_db().await;
     use sqlx::Row;
     let rows = sqlx::query("SELECT claim_code_hash FROM reporters WHERE anonymous = 1")
@@ -443,7 +546,10 @@ async fn anonymous_report_gets_a_one_time_claim_code(engine: Engine) {
     assert_eq!(rows.len(), 2);
     for row in rows {
         let h: String = row.get("claim_code_hash");
-        assert!(h.starts_with("$argon2id$"), "claim code hash is Argon2id: {h}");
+        assert!(
+            h.starts_with("$argon2id$"),
+            "claim code hash is Argon2id: {h}"
+        );
         assert!(!h.contains(&code_a) && !h.contains(&code_b));
     }
 }
@@ -460,7 +566,11 @@ async fn handoff_issues_a_pseudonym_in_the_receiving_jurisdiction(engine: Engine
         .to_owned();
 
     let r = app
-        .handoff(&c.cs.token, &old, json!({"to_jurisdiction": "370100", "case_ref": "SD-2026-000701"}))
+        .handoff(
+            &c.cs.token,
+            &old,
+            json!({"to_jurisdiction": "370100", "case_ref": "SD-2026-000701"}),
+        )
         .await;
     let v = r.expect(201, "hand off");
     let new = v["pseudonym"].as_str().expect("new").to_owned();
@@ -471,31 +581,56 @@ async fn handoff_issues_a_pseudonym_in_the_receiving_jurisdiction(engine: Engine
     assert_absent(&r.body, &person.values(), "the hand-off answer");
 
     // The receiver sees the new pseudonym, not the old; the sender keeps the old.
-    let v = app.get_pseudonym(&c.cs_sd.token, &new).await.expect(200, "receiver reads new");
+    let v = app
+        .get_pseudonym(&c.cs_sd.token, &new)
+        .await
+        .expect(200, "receiver reads new");
     assert_eq!(v["jurisdiction"], "370100");
-    app.get_pseudonym(&c.cs_sd.token, &old)
+    app.get_pseudonym(&c.cs_sd.token, &old).await.expect_err(
+        404,
+        "not_found",
+        "receiver reads old",
+    );
+    let v = app
+        .get_pseudonym(&c.cs.token, &old)
         .await
-        .expect_err(404, "not_found", "receiver reads old");
-    let v = app.get_pseudonym(&c.cs.token, &old).await.expect(200, "sender reads old");
-    assert_eq!(v["status"], "active", "the old pseudonym stays valid for the sender");
-    app.get_pseudonym(&c.cs.token, &new)
-        .await
-        .expect_err(404, "not_found", "sender reads the receiver's");
+        .expect(200, "sender reads old");
+    assert_eq!(
+        v["status"], "active",
+        "the old pseudonym stays valid for the sender"
+    );
+    app.get_pseudonym(&c.cs.token, &new).await.expect_err(
+        404,
+        "not_found",
+        "sender reads the receiver's",
+    );
     app.message(&c.cs.token, &old, "progress", "案件已转交山东省办理")
         .await
         .expect(202, "sender still relays on the old one");
 
     // The receiving department can have the identity disclosed by its own custodian.
     let id = app
-        .request_disclosure_ok(&c.cs_sd.token, &new, "verification_contact", &["name", "phone"])
+        .request_disclosure_ok(
+            &c.cs_sd.token,
+            &new,
+            "verification_contact",
+            &["name", "phone"],
+        )
         .await;
-    app.approve(&c.cust1.token, &id)
+    app.approve(&c.cust1.token, &id).await.expect_err(
+        404,
+        "not_found",
+        "a Shanxi custodian approves a Shandong disclosure",
+    );
+    app.approve(&c.cust_sd.token, &id)
         .await
-        .expect_err(404, "not_found", "a Shanxi custodian approves a Shandong disclosure");
-    app.approve(&c.cust_sd.token, &id).await.expect(200, "Shandong custodian approves");
+        .expect(200, "Shandong custodian approves");
     let r = app.open(&c.cs_sd.token, &id).await;
     r.expect(200, "open");
-    assert_eq!(r.json()["fields"], json!({"name": person.name, "phone": person.phone}));
+    assert_eq!(
+        r.json()["fields"],
+        json!({"name": person.name, "phone": person.phone})
+    );
 
     // Without case_ref the hand-off keeps the case's reference.
     let v = app
@@ -542,7 +677,10 @@ async fn rotate_revokes_the_old_pseudonym(engine: Engine) {
     assert_eq!(v["case_ref"], "SX-2026-000801");
     assert_eq!(v["status"], "active");
 
-    let v = app.get_pseudonym(&c.cs.token, &old).await.expect(200, "old");
+    let v = app
+        .get_pseudonym(&c.cs.token, &old)
+        .await
+        .expect(200, "old");
     assert_eq!(v["status"], "revoked");
 
     // Nothing more happens on the revoked one.
@@ -552,9 +690,11 @@ async fn rotate_revokes_the_old_pseudonym(engine: Engine) {
     app.request_disclosure(&c.cs.token, &old, "verification_contact", &["phone"])
         .await
         .expect_err(409, "pseudonym_not_active", "disclosure on revoked");
-    app.rotate(&c.cs.token, &old)
-        .await
-        .expect_err(409, "pseudonym_not_active", "rotate revoked again");
+    app.rotate(&c.cs.token, &old).await.expect_err(
+        409,
+        "pseudonym_not_active",
+        "rotate revoked again",
+    );
     app.handoff(&c.cs.token, &old, json!({"to_jurisdiction": "140200"}))
         .await
         .expect_err(409, "pseudonym_not_active", "hand off revoked");
@@ -566,14 +706,21 @@ async fn rotate_revokes_the_old_pseudonym(engine: Engine) {
     let id = app
         .request_disclosure_ok(&c.cs.token, &new, "verification_contact", &["phone"])
         .await;
-    app.approve(&c.cust1.token, &id).await.expect(200, "approve");
+    app.approve(&c.cust1.token, &id)
+        .await
+        .expect(200, "approve");
     let r = app.open(&c.cs.token, &id).await;
     r.expect(200, "open");
     assert_eq!(r.json()["fields"]["phone"], person.phone.as_str());
 
     // A custodian may rotate too (suspected exposure); auditors and finance may not.
-    app.rotate(&c.cust1.token, &new).await.expect(201, "custodian rotates");
-    let v = app.get_pseudonym(&c.cs.token, &new).await.expect(200, "new");
+    app.rotate(&c.cust1.token, &new)
+        .await
+        .expect(201, "custodian rotates");
+    let v = app
+        .get_pseudonym(&c.cs.token, &new)
+        .await
+        .expect(200, "new");
     assert_eq!(v["status"], "revoked");
     let events = app.events(&c.auditor.token).await;
     assert_eq!(

@@ -78,7 +78,8 @@ impl PgDb {
     /// if the server cannot be reached.
     pub async fn create() -> PgDb {
         let admin_url = std::env::var("RV_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
-        let connect = tokio::time::timeout(Duration::from_secs(15), PgConnection::connect(&admin_url));
+        let connect =
+            tokio::time::timeout(Duration::from_secs(15), PgConnection::connect(&admin_url));
         let mut conn = match connect.await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => panic!(
@@ -135,8 +136,6 @@ impl Drop for PgDb {
 
 /// A data directory and its database; survives server restarts.
 pub struct Storage {
-    /// Which engine.
-    pub engine: Engine,
     /// The data directory (keyring, admin token, SQLite files, outbox).
     pub dir: TempDir,
     /// The PostgreSQL database, for [`Engine::Postgres`].
@@ -162,11 +161,33 @@ impl Storage {
             ),
         };
         Arc::new(Storage {
-            engine,
             dir,
             pg,
             passphrase,
         })
+    }
+
+    /// A fresh store whose passphrase keyring (PostgreSQL) is pre-made with a cheap scrypt
+    /// work factor, as an operator restoring a keyring would leave it: the service's default
+    /// costs about a second of CPU per save and per load, which the tests that are not about
+    /// the keyring need not pay. The keyring tests use [`Storage::new`].
+    pub async fn new_fast(engine: Engine) -> Arc<Storage> {
+        let storage = Storage::new(engine, None).await;
+        if let Some(p) = &storage.passphrase {
+            let keyring =
+                vault_crypto::keyring::Keyring::generate(&SystemRandomSource, T0.unix_timestamp())
+                    .expect("generate a keyring");
+            keyring
+                .save_with_work_factor(
+                    &storage.data_dir().join("keyring.age"),
+                    &vault_crypto::keyring::KeyringProtector::Passphrase(SecretString::from(
+                        p.clone(),
+                    )),
+                    10,
+                )
+                .expect("save the keyring");
+        }
+        storage
     }
 
     /// The data directory.
@@ -353,7 +374,12 @@ impl Resp {
 /// The invariants every answer of the service keeps, whatever was asked.
 #[track_caller]
 pub fn check_invariants(r: &Resp, what: &str) {
-    assert_ne!(r.status, 500, "{what}: a 500 (no request may get one): {}", r.text());
+    assert_ne!(
+        r.status,
+        500,
+        "{what}: a 500 (no request may get one): {}",
+        r.text()
+    );
     let rid = r
         .header("x-request-id")
         .unwrap_or_else(|| panic!("{what}: no x-request-id header (status {})", r.status));
@@ -372,9 +398,19 @@ pub fn check_invariants(r: &Resp, what: &str) {
             .as_object()
             .map(|o| o.keys().map(String::as_str).collect())
             .unwrap_or_default();
-        assert_eq!(top, ["error", "request_id"], "{what}: error body shape: {v}");
-        assert_eq!(v["request_id"].as_str(), Some(rid.as_str()), "{what}: request_id != x-request-id");
-        let err = v["error"].as_object().unwrap_or_else(|| panic!("{what}: error is not an object: {v}"));
+        assert_eq!(
+            top,
+            ["error", "request_id"],
+            "{what}: error body shape: {v}"
+        );
+        assert_eq!(
+            v["request_id"].as_str(),
+            Some(rid.as_str()),
+            "{what}: request_id != x-request-id"
+        );
+        let err = v["error"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{what}: error is not an object: {v}"));
         for k in err.keys() {
             assert!(
                 ["code", "message", "field"].contains(&k.as_str()),
@@ -386,7 +422,10 @@ pub fn check_invariants(r: &Resp, what: &str) {
             !code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
             "{what}: error.code is not snake_case: {v}"
         );
-        assert!(err.get("message").is_some_and(Value::is_string), "{what}: no error.message: {v}");
+        assert!(
+            err.get("message").is_some_and(Value::is_string),
+            "{what}: no error.message: {v}"
+        );
     }
 }
 
@@ -456,7 +495,7 @@ pub async fn spawn_app(engine: Engine) -> TestApp {
 
 /// Starts a server on a fresh store.
 pub async fn spawn_with(engine: Engine, opts: Options) -> TestApp {
-    let storage = Storage::new(engine, None).await;
+    let storage = Storage::new_fast(engine).await;
     start(&storage, opts).await
 }
 
@@ -481,11 +520,19 @@ pub fn serve_config(storage: &Storage, opts: &Options) -> ServeConfig {
             passphrase: passphrase.map(|p| Arc::new(SecretString::from(p))),
             sqlite_sync: SqliteSync::Normal,
             disclosure: DisclosureConfig::default(),
+            log_origin: None,
+            leak_traces_per_minute: 30,
+            // The identity vault under test needs no reward policies; the binary tests load
+            // the shipped ones.
+            policies_dir: None,
+            settlement: Default::default(),
         },
         listen: "127.0.0.1:0".parse().expect("address"),
         max_body: opts.max_body,
         notifier: opts.notifier.clone(),
         demo: false,
+        checkpoint_every_events: 1000,
+        checkpoint_every: Duration::from_secs(60),
     }
 }
 
@@ -501,7 +548,12 @@ pub async fn build_app(
         }
         ClockKind::System => (Arc::new(SystemClock), None),
     };
-    let app = Application::build(serve_config(storage, opts), clock, Arc::new(SystemRandomSource)).await?;
+    let app = Application::build(
+        serve_config(storage, opts),
+        clock,
+        Arc::new(SystemRandomSource),
+    )
+    .await?;
     Ok((app, manual))
 }
 
@@ -588,7 +640,16 @@ pub struct Person {
     pub address: String,
 }
 
-const NAMES: [&str; 8] = ["张三", "李四", "王小五", "赵六", "钱七七", "孙八", "周九", "吴十一"];
+const NAMES: [&str; 8] = [
+    "张三",
+    "李四",
+    "王小五",
+    "赵六",
+    "钱七七",
+    "孙八",
+    "周九",
+    "吴十一",
+];
 
 impl Person {
     /// The example of API.md.
@@ -607,7 +668,11 @@ impl Person {
     pub fn nth(n: u32) -> Person {
         let birth = format!("1980{:02}{:02}", 1 + n % 12, 1 + n % 28);
         Person {
-            name: format!("{}{}", NAMES[(n % 8) as usize], ["", "明", "华", "强"][(n / 8 % 4) as usize]),
+            name: format!(
+                "{}{}",
+                NAMES[(n % 8) as usize],
+                ["", "明", "华", "强"][(n / 8 % 4) as usize]
+            ),
             id_number: resident_id("140105", &birth, &format!("{:03}", 100 + n % 900)),
             phone: format!("1390013{:04}", 1000 + n),
             email: format!("reporter{n}@example.cn"),
@@ -654,10 +719,13 @@ pub fn seal_body(jurisdiction: &str, case_ref: &str, identity: Value) -> Value {
 #[track_caller]
 pub fn assert_absent(haystack: &[u8], values: &[String], what: &str) {
     for v in values {
-        assert!(
-            !contains(haystack, v.as_bytes()),
-            "{what} contains the identity value {v:?}"
-        );
+        if contains(haystack, v.as_bytes()) {
+            let shown = match std::str::from_utf8(haystack) {
+                Ok(s) if s.len() < 4000 => s.to_owned(),
+                _ => format!("<{} bytes>", haystack.len()),
+            };
+            panic!("{what} contains the identity value {v:?}: {shown}");
+        }
     }
 }
 
@@ -673,7 +741,9 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 impl TestApp {
     /// The manual clock (panics for a system-clock server).
     pub fn clock(&self) -> &ManualClock {
-        self.manual_clock.as_deref().expect("this server runs on the system clock")
+        self.manual_clock
+            .as_deref()
+            .expect("this server runs on the system clock")
     }
 
     /// The data directory.
@@ -690,7 +760,8 @@ impl TestApp {
             let res = tokio::time::timeout(Duration::from_secs(20), h)
                 .await
                 .expect("the server stops within 20 s of shutdown");
-            res.expect("server task").expect("the server stopped cleanly");
+            res.expect("server task")
+                .expect("the server stopped cleanly");
         }
         self.storage.clone()
     }
@@ -707,11 +778,17 @@ impl TestApp {
 
     /// POST JSON with a token.
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.call(Method::POST, path, Some(token), Body::Json(body)).await
+        self.call(Method::POST, path, Some(token), Body::Json(body))
+            .await
     }
 
     /// `POST /v1/principals` as the bootstrap admin; asserts `201`.
-    pub async fn create_principal(&self, role: &str, jurisdiction: &str, age_recipient: Option<&str>) -> Principal {
+    pub async fn create_principal(
+        &self,
+        role: &str,
+        jurisdiction: &str,
+        age_recipient: Option<&str>,
+    ) -> Principal {
         let mut body = json!({"name": format!("{role} of {jurisdiction}"), "role": role, "jurisdiction": jurisdiction});
         if let Some(r) = age_recipient {
             body["age_recipient"] = json!(r);
@@ -732,7 +809,13 @@ impl TestApp {
     }
 
     /// Seals `person` (or an anonymous report) and returns the answer; asserts `201`.
-    pub async fn seal_ok(&self, token: &str, jurisdiction: &str, case_ref: &str, person: Option<&Person>) -> Value {
+    pub async fn seal_ok(
+        &self,
+        token: &str,
+        jurisdiction: &str,
+        case_ref: &str,
+        person: Option<&Person>,
+    ) -> Value {
         let identity = person.map_or(Value::Null, Person::identity);
         self.seal(token, seal_body(jurisdiction, case_ref, identity))
             .await
@@ -746,13 +829,19 @@ impl TestApp {
 
     /// `POST /v1/pseudonyms/{p}/handoff`.
     pub async fn handoff(&self, token: &str, p: &str, body: Value) -> Resp {
-        self.post(&format!("/v1/pseudonyms/{p}/handoff"), token, body).await
+        self.post(&format!("/v1/pseudonyms/{p}/handoff"), token, body)
+            .await
     }
 
     /// `POST /v1/pseudonyms/{p}/rotate` (no body).
     pub async fn rotate(&self, token: &str, p: &str) -> Resp {
-        self.call(Method::POST, &format!("/v1/pseudonyms/{p}/rotate"), Some(token), Body::None)
-            .await
+        self.call(
+            Method::POST,
+            &format!("/v1/pseudonyms/{p}/rotate"),
+            Some(token),
+            Body::None,
+        )
+        .await
     }
 
     /// `POST /v1/pseudonyms/{p}/messages`.
@@ -766,7 +855,13 @@ impl TestApp {
     }
 
     /// `POST /v1/disclosures`.
-    pub async fn request_disclosure(&self, token: &str, p: &str, purpose: &str, fields: &[&str]) -> Resp {
+    pub async fn request_disclosure(
+        &self,
+        token: &str,
+        p: &str,
+        purpose: &str,
+        fields: &[&str],
+    ) -> Resp {
         self.post(
             "/v1/disclosures",
             token,
@@ -781,7 +876,13 @@ impl TestApp {
     }
 
     /// Requests a disclosure and returns its id; asserts `201`.
-    pub async fn request_disclosure_ok(&self, token: &str, p: &str, purpose: &str, fields: &[&str]) -> String {
+    pub async fn request_disclosure_ok(
+        &self,
+        token: &str,
+        p: &str,
+        purpose: &str,
+        fields: &[&str],
+    ) -> String {
         let v = self
             .request_disclosure(token, p, purpose, fields)
             .await
@@ -816,8 +917,13 @@ impl TestApp {
 
     /// `POST /v1/disclosures/{id}/open` (no body).
     pub async fn open(&self, token: &str, id: &str) -> Resp {
-        self.call(Method::POST, &format!("/v1/disclosures/{id}/open"), Some(token), Body::None)
-            .await
+        self.call(
+            Method::POST,
+            &format!("/v1/disclosures/{id}/open"),
+            Some(token),
+            Body::None,
+        )
+        .await
     }
 
     /// Every event of the access trail, read page by page as an auditor.
@@ -825,7 +931,10 @@ impl TestApp {
         let mut out = Vec::new();
         loop {
             let r = self
-                .get(&format!("/v1/audit/events?start={}&limit=1000", out.len()), auditor_token)
+                .get(
+                    &format!("/v1/audit/events?start={}&limit=1000", out.len()),
+                    auditor_token,
+                )
                 .await;
             let v = r.expect(200, "audit events");
             let page = v["events"].as_array().expect("events").clone();
@@ -885,6 +994,8 @@ pub async fn spawn_binary(storage: &Storage, logs: &Path, extra_env: &[(&str, &s
         .arg(storage.data_dir())
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
+        .arg("--policies")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies"))
         .env("RV_LOG_FORMAT", "json")
         .env_remove("RUST_LOG")
         .env_remove("RV_KEYRING_PASSPHRASE")
@@ -914,10 +1025,10 @@ pub async fn spawn_binary(storage: &Storage, logs: &Path, extra_env: &[(&str, &s
                 std::fs::read_to_string(&stderr).unwrap_or_default()
             );
         }
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                break;
-            }
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+            && r.status().is_success()
+        {
+            break;
         }
         assert!(
             std::time::Instant::now() < deadline,

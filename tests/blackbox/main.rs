@@ -6,6 +6,14 @@
 //! instantiated by `both_engines!` as `x::sqlite` and `x::postgres`. The PostgreSQL tests
 //! never skip: an unreachable server fails them.
 
+// A test's helpers fail by panicking with the reason: that is the report.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 /// Instantiates `async fn $name(engine: Engine)` as `$name::sqlite` and `$name::postgres`.
 macro_rules! both_engines {
     ($($name:ident),+ $(,)?) => {
@@ -28,6 +36,7 @@ macro_rules! both_engines {
 mod age_cli;
 mod authz;
 mod bad_input;
+mod cli;
 mod flow;
 mod harness;
 mod pii;

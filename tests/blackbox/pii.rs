@@ -8,7 +8,10 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{Body, Engine, Person, Resp, Storage, contains, luhn_complete, resident_id, seal_body, spawn_binary};
+use crate::harness::{
+    Body, Engine, Person, Resp, Storage, contains, luhn_complete, resident_id, seal_body,
+    spawn_binary,
+};
 
 both_engines!(seeded_identities_never_reach_logs_error_bodies_or_storage);
 
@@ -59,10 +62,7 @@ fn seeded() -> Vec<Seeded> {
                    "email": "Nana.Ouyang@EXAMPLE.CN", "address": "浙江省杭州市西湖区文三路90号",
                    "bank_account": bank2, "bank_name": null, "employer": null}),
         ),
-        (
-            Person::nth(40),
-            Person::nth(40).identity(),
-        ),
+        (Person::nth(40), Person::nth(40).identity()),
         (
             Person {
                 name: "买买提·艾力".into(),
@@ -104,7 +104,10 @@ fn needles(forms: &[String]) -> Vec<(String, Vec<u8>)> {
     for f in forms {
         out.push((f.clone(), f.as_bytes().to_vec()));
         out.push((format!("hex({f})"), hex::encode(f.as_bytes()).into_bytes()));
-        out.push((format!("HEX({f})"), hex::encode_upper(f.as_bytes()).into_bytes()));
+        out.push((
+            format!("HEX({f})"),
+            hex::encode_upper(f.as_bytes()).into_bytes(),
+        ));
     }
     out
 }
@@ -117,7 +120,12 @@ fn scan(haystack: &[u8], needles: &[(String, Vec<u8>)], place: &str, leaks: &mut
     }
 }
 
-fn scan_dir(dir: &Path, needles: &[(String, Vec<u8>)], leaks: &mut Vec<String>, files: &mut Vec<String>) {
+fn scan_dir(
+    dir: &Path,
+    needles: &[(String, Vec<u8>)],
+    leaks: &mut Vec<String>,
+    files: &mut Vec<String>,
+) {
     for entry in std::fs::read_dir(dir).expect("read_dir") {
         let entry = entry.expect("entry");
         let path = entry.path();
@@ -132,13 +140,29 @@ fn scan_dir(dir: &Path, needles: &[(String, Vec<u8>)], leaks: &mut Vec<String>, 
 }
 
 async fn seeded_identities_never_reach_logs_error_bodies_or_storage(engine: Engine) {
-    let storage = Storage::new(engine, None).await;
+    let storage = Storage::new_fast(engine).await;
     let logs = tempfile::tempdir().expect("logs dir");
     let mut bin = spawn_binary(&storage, logs.path(), &[]).await;
     let admin = bin.admin_token.clone();
     let mk = |role: &str, j: &str| json!({"name": format!("{role} {j}"), "role": role, "jurisdiction": j});
-    let cs = bin.call(Method::POST, "/v1/principals", Some(&admin), Body::Json(mk("case_system", "140100"))).await.expect(201, "cs");
-    let cust = bin.call(Method::POST, "/v1/principals", Some(&admin), Body::Json(mk("custodian", "140000"))).await.expect(201, "cust");
+    let cs = bin
+        .call(
+            Method::POST,
+            "/v1/principals",
+            Some(&admin),
+            Body::Json(mk("case_system", "140100")),
+        )
+        .await
+        .expect(201, "cs");
+    let cust = bin
+        .call(
+            Method::POST,
+            "/v1/principals",
+            Some(&admin),
+            Body::Json(mk("custodian", "140000")),
+        )
+        .await
+        .expect(201, "cust");
     let cs_t = cs["token"].as_str().expect("token").to_owned();
     let cust_t = cust["token"].as_str().expect("token").to_owned();
 
@@ -153,18 +177,43 @@ async fn seeded_identities_never_reach_logs_error_bodies_or_storage(engine: Engi
 
     for (i, p) in people.iter().enumerate() {
         let r = bin
-            .call(Method::POST, "/v1/reporters", Some(&cs_t), Body::Json(seal_body("140100", &format!("SX-PII-{i}"), p.identity.clone())))
+            .call(
+                Method::POST,
+                "/v1/reporters",
+                Some(&cs_t),
+                Body::Json(seal_body(
+                    "140100",
+                    &format!("SX-PII-{i}"),
+                    p.identity.clone(),
+                )),
+            )
             .await;
         let v = r.expect(201, "seal");
         let ps = v["pseudonym"].as_str().expect("p").to_owned();
         answers.push((format!("seal {i}"), r));
         // Again, for another case: the repeated-reporter path re-seals the record.
         let r = bin
-            .call(Method::POST, "/v1/reporters", Some(&cs_t), Body::Json(seal_body("140100", &format!("SX-PII-{i}-b"), p.identity.clone())))
+            .call(
+                Method::POST,
+                "/v1/reporters",
+                Some(&cs_t),
+                Body::Json(seal_body(
+                    "140100",
+                    &format!("SX-PII-{i}-b"),
+                    p.identity.clone(),
+                )),
+            )
             .await;
         assert_eq!(r.expect(201, "second seal")["reporter_seen_before"], true);
         answers.push((format!("second seal {i}"), r));
-        let r = bin.call(Method::GET, &format!("/v1/pseudonyms/{ps}"), Some(&cs_t), Body::None).await;
+        let r = bin
+            .call(
+                Method::GET,
+                &format!("/v1/pseudonyms/{ps}"),
+                Some(&cs_t),
+                Body::None,
+            )
+            .await;
         r.expect(200, "get pseudonym");
         answers.push((format!("get pseudonym {i}"), r));
 
@@ -174,28 +223,65 @@ async fn seeded_identities_never_reach_logs_error_bodies_or_storage(engine: Engi
                 "pseudonym": ps, "purpose": "verification_contact",
                 "justification": "核实举报内容，需要联系举报人", "fields": ["name", "id_number", "phone", "email", "bank_account", "address"]})))
             .await;
-        let id = r.expect(201, "request")["id"].as_str().expect("id").to_owned();
+        let id = r.expect(201, "request")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
         answers.push((format!("request {i}"), r));
         let r = bin
-            .call(Method::POST, &format!("/v1/disclosures/{id}/approve"), Some(&cust_t), Body::Json(json!({"comment": "同意"})))
+            .call(
+                Method::POST,
+                &format!("/v1/disclosures/{id}/approve"),
+                Some(&cust_t),
+                Body::Json(json!({"comment": "同意"})),
+            )
             .await;
         r.expect(200, "approve");
         answers.push((format!("approve {i}"), r));
-        let r = bin.call(Method::POST, &format!("/v1/disclosures/{id}/open"), Some(&cs_t), Body::None).await;
+        let r = bin
+            .call(
+                Method::POST,
+                &format!("/v1/disclosures/{id}/open"),
+                Some(&cs_t),
+                Body::None,
+            )
+            .await;
         r.expect(200, "open");
         let fields = r.json()["fields"].clone();
-        assert!(fields["phone"].as_str().is_some_and(|s| !s.is_empty()), "opened: {fields}");
-        let r = bin.call(Method::GET, &format!("/v1/disclosures/{id}"), Some(&cs_t), Body::None).await;
+        assert!(
+            fields["phone"].as_str().is_some_and(|s| !s.is_empty()),
+            "opened: {fields}"
+        );
+        let r = bin
+            .call(
+                Method::GET,
+                &format!("/v1/disclosures/{id}"),
+                Some(&cs_t),
+                Body::None,
+            )
+            .await;
         r.expect(200, "get disclosure");
         answers.push((format!("get disclosure {i}"), r));
         // A second open is refused, without the data.
-        let r = bin.call(Method::POST, &format!("/v1/disclosures/{id}/open"), Some(&cs_t), Body::None).await;
+        let r = bin
+            .call(
+                Method::POST,
+                &format!("/v1/disclosures/{id}/open"),
+                Some(&cs_t),
+                Body::None,
+            )
+            .await;
         r.expect(409, "second open");
         answers.push((format!("second open {i}"), r));
 
         // Messages through the relay (file notifier: outbox.jsonl in the data directory).
         let r = bin
-            .call(Method::POST, &format!("/v1/pseudonyms/{ps}/messages"), Some(&cs_t), Body::Json(json!({"kind": "acceptance", "body": "您的举报已受理，编号见短信。"})))
+            .call(
+                Method::POST,
+                &format!("/v1/pseudonyms/{ps}/messages"),
+                Some(&cs_t),
+                Body::Json(json!({"kind": "acceptance", "body": "您的举报已受理，编号见短信。"})),
+            )
             .await;
         let v = r.expect(202, "message");
         message_ids.push(v["id"].as_str().expect("message id").to_owned());
@@ -206,68 +292,124 @@ async fn seeded_identities_never_reach_logs_error_bodies_or_storage(engine: Engi
     // Bad inputs that carry the seeded values.
     let zs = &people[0].identity;
     let bad_bodies: Vec<(&str, Body)> = vec![
-        ("bad checksum beside good values", Body::Json(seal_body("140100", "SX-PII-X", {
-            let mut i = zs.clone();
-            i["id_number"] = json!("110105194912310021");
-            i
-        }))),
-        ("bad phone beside good values", Body::Json(seal_body("140100", "SX-PII-X", {
-            let mut i = people[1].identity.clone();
-            i["phone"] = json!("+1 139 1234 5678");
-            i
-        }))),
-        ("value in an unknown top-level field", Body::Json({
-            let mut b = seal_body("140100", "SX-PII-X", zs.clone());
-            b["reporter_id_number"] = json!("11010519491231002X");
-            b
-        })),
-        ("value as an unknown field's name", Body::Json({
-            let mut b = seal_body("140100", "SX-PII-X", zs.clone());
-            b["identity"]["13912345678"] = json!(true);
-            b
-        })),
-        ("a name as an unknown field's name", Body::Json({
-            let mut b = seal_body("140100", "SX-PII-X", zs.clone());
-            b["identity"]["欧阳娜娜"] = json!(true);
-            b
-        })),
-        ("value of the wrong type", Body::Json({
-            let mut b = seal_body("140100", "SX-PII-X", zs.clone());
-            b["identity"]["phone"] = json!(13_912_345_678_u64);
-            b
-        })),
-        ("value where an enum goes", Body::Json({
-            let mut b = seal_body("140100", "SX-PII-X", zs.clone());
-            b["channel"] = json!("13912345678");
-            b
-        })),
-        ("value where a jurisdiction goes", Body::Json(seal_body("11010519491231002X", "SX-PII-X", zs.clone()))),
-        ("value where a time goes", Body::Json({
-            let mut b = seal_body("140100", "SX-PII-X", zs.clone());
-            b["received_at"] = json!("13800138000");
-            b
-        })),
-        ("malformed JSON", Body::Raw("application/json", br#"{"identity":{"name":"欧阳娜娜","phone":"13912345678","#.to_vec())),
+        (
+            "bad checksum beside good values",
+            Body::Json(seal_body("140100", "SX-PII-X", {
+                let mut i = zs.clone();
+                i["id_number"] = json!("110105194912310021");
+                i
+            })),
+        ),
+        (
+            "bad phone beside good values",
+            Body::Json(seal_body("140100", "SX-PII-X", {
+                let mut i = people[1].identity.clone();
+                i["phone"] = json!("+1 139 1234 5678");
+                i
+            })),
+        ),
+        (
+            "value in an unknown top-level field",
+            Body::Json({
+                let mut b = seal_body("140100", "SX-PII-X", zs.clone());
+                b["reporter_id_number"] = json!("11010519491231002X");
+                b
+            }),
+        ),
+        (
+            "value as an unknown field's name",
+            Body::Json({
+                let mut b = seal_body("140100", "SX-PII-X", zs.clone());
+                b["identity"]["13912345678"] = json!(true);
+                b
+            }),
+        ),
+        (
+            "a name as an unknown field's name",
+            Body::Json({
+                let mut b = seal_body("140100", "SX-PII-X", zs.clone());
+                b["identity"]["欧阳娜娜"] = json!(true);
+                b
+            }),
+        ),
+        (
+            "value of the wrong type",
+            Body::Json({
+                let mut b = seal_body("140100", "SX-PII-X", zs.clone());
+                b["identity"]["phone"] = json!(13_912_345_678_u64);
+                b
+            }),
+        ),
+        (
+            "value where an enum goes",
+            Body::Json({
+                let mut b = seal_body("140100", "SX-PII-X", zs.clone());
+                b["channel"] = json!("13912345678");
+                b
+            }),
+        ),
+        (
+            "value where a jurisdiction goes",
+            Body::Json(seal_body("11010519491231002X", "SX-PII-X", zs.clone())),
+        ),
+        (
+            "value where a time goes",
+            Body::Json({
+                let mut b = seal_body("140100", "SX-PII-X", zs.clone());
+                b["received_at"] = json!("13800138000");
+                b
+            }),
+        ),
+        (
+            "malformed JSON",
+            Body::Raw(
+                "application/json",
+                r#"{"identity":{"name":"欧阳娜娜","phone":"13912345678","#
+                    .as_bytes()
+                    .to_vec(),
+            ),
+        ),
     ];
     for (what, body) in bad_bodies {
-        let r = bin.call(Method::POST, "/v1/reporters", Some(&cs_t), body).await;
-        assert!(r.status >= 400 && r.status < 500, "{what}: {} {}", r.status, r.text());
+        let r = bin
+            .call(Method::POST, "/v1/reporters", Some(&cs_t), body)
+            .await;
+        assert!(
+            r.status >= 400 && r.status < 500,
+            "{what}: {} {}",
+            r.status,
+            r.text()
+        );
         answers.push((what.to_owned(), r));
     }
     // Values where an integrator might mistakenly put them: the path and the query.
     for (what, path) in [
-        ("an ID number as a pseudonym", "/v1/pseudonyms/11010519491231002X".to_owned()),
-        ("a phone as a pseudonym", "/v1/pseudonyms/13912345678".to_owned()),
-        ("a phone as a disclosure id", "/v1/disclosures/13800138000".to_owned()),
+        (
+            "an ID number as a pseudonym",
+            "/v1/pseudonyms/11010519491231002X".to_owned(),
+        ),
+        (
+            "a phone as a pseudonym",
+            "/v1/pseudonyms/13912345678".to_owned(),
+        ),
+        (
+            "a phone as a disclosure id",
+            "/v1/disclosures/13800138000".to_owned(),
+        ),
     ] {
         let r = bin.call(Method::GET, &path, Some(&cs_t), Body::None).await;
         r.expect(404, what);
         answers.push((what.to_owned(), r));
     }
     let r = bin
-        .call(Method::POST, "/v1/disclosures", Some(&cs_t), Body::Json(json!({
+        .call(
+            Method::POST,
+            "/v1/disclosures",
+            Some(&cs_t),
+            Body::Json(json!({
             "pseudonym": "13912345678", "purpose": "verification_contact",
-            "justification": "核实举报内容，需要联系举报人", "fields": ["phone"]})))
+            "justification": "核实举报内容，需要联系举报人", "fields": ["phone"]})),
+        )
         .await;
     r.expect(404, "disclosure of a phone number");
     answers.push(("disclosure of a phone number".into(), r));
@@ -280,25 +422,51 @@ async fn seeded_identities_never_reach_logs_error_bodies_or_storage(engine: Engi
         if message_ids.iter().all(|m| text.contains(m.as_str())) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "messages not delivered to outbox.jsonl: {text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "messages not delivered to outbox.jsonl: {text}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let status = bin.terminate().await;
-    assert!(status.success(), "reporter-vault did not exit cleanly on SIGTERM: {status}");
-
-    // 1. Answers.
-    for (what, r) in &answers {
-        scan(&r.body, &needles, &format!("the answer to {what}"), &mut leaks);
-    }
-
-    // 2. Every byte of every file in the data directory.
+    // While it runs (SQLite's -wal and -shm exist only now), and again after it stopped.
     let mut files = Vec::new();
     scan_dir(storage.data_dir(), &needles, &mut leaks, &mut files);
     if engine == Engine::Sqlite {
-        assert!(files.iter().any(|f| f.contains("vault.db")), "no vault.db among {files:?}");
+        assert!(
+            files.iter().any(|f| f.contains("vault.db-wal")),
+            "no WAL among {files:?}"
+        );
     }
-    assert!(files.iter().any(|f| f.contains("outbox.jsonl")), "no outbox among {files:?}");
+
+    let status = bin.terminate().await;
+    assert!(
+        status.success(),
+        "reporter-vault did not exit cleanly on SIGTERM: {status}"
+    );
+
+    // 1. Answers.
+    for (what, r) in &answers {
+        scan(
+            &r.body,
+            &needles,
+            &format!("the answer to {what}"),
+            &mut leaks,
+        );
+    }
+
+    // 2. Every byte of every file in the data directory.
+    scan_dir(storage.data_dir(), &needles, &mut leaks, &mut files);
+    if engine == Engine::Sqlite {
+        assert!(
+            files.iter().any(|f| f.contains("vault.db")),
+            "no vault.db among {files:?}"
+        );
+    }
+    assert!(
+        files.iter().any(|f| f.contains("outbox.jsonl")),
+        "no outbox among {files:?}"
+    );
 
     // 3. A PostgreSQL dump of the whole database.
     if let Some(pg) = &storage.pg {
@@ -306,22 +474,46 @@ async fn seeded_identities_never_reach_logs_error_bodies_or_storage(engine: Engi
             .arg("--dbname")
             .arg(&pg.url)
             .output()
-            .unwrap_or_else(|e| panic!("pg_dump is not installed ({e}): apt-get install postgresql-client"));
-        assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+            .unwrap_or_else(|e| {
+                panic!("pg_dump is not installed ({e}): apt-get install postgresql-client")
+            });
+        assert!(
+            out.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let dump = out.stdout;
-        assert!(contains(&dump, b"reporters") && contains(&dump, b"audit_events"), "the dump is not of the vault");
+        assert!(
+            contains(&dump, b"reporters") && contains(&dump, b"audit_events"),
+            "the dump is not of the vault"
+        );
         scan(&dump, &needles, "the pg_dump", &mut leaks);
     }
 
     // 4. The log output: JSON lines, none with identity data, tokens or the passphrase.
     let output = bin.output();
     let text = String::from_utf8_lossy(&output).into_owned();
-    assert!(text.lines().count() > 10, "suspiciously little log output:\n{text}");
+    assert!(
+        text.lines().count() > 10,
+        "suspiciously little log output:\n{text}"
+    );
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        assert!(serde_json::from_str::<Value>(line).is_ok(), "a log line that is not JSON: {line}");
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "a log line that is not JSON: {line}"
+        );
     }
-    scan(&output, &needles, "the log output", &mut leaks);
-    let mut secrets = vec![("the admin token".to_owned(), admin.clone().into_bytes()), ("a principal token".to_owned(), cs_t.clone().into_bytes())];
+    for line in text.lines() {
+        for (label, n) in &needles {
+            if contains(line.as_bytes(), n) {
+                leaks.push(format!("the log line {line} contains {label}"));
+            }
+        }
+    }
+    let mut secrets = vec![
+        ("the admin token".to_owned(), admin.clone().into_bytes()),
+        ("a principal token".to_owned(), cs_t.clone().into_bytes()),
+    ];
     if let Some(p) = &storage.passphrase {
         secrets.push(("the keyring passphrase".to_owned(), p.clone().into_bytes()));
     }

@@ -36,8 +36,17 @@ struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
 }
 
-async fn receive(State(rx): State<Receiver>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+async fn receive(
+    State(rx): State<Receiver>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let mut got = rx.got.lock().expect("lock");
     // The gateway is down for the first attempt.
     let answered = if got.is_empty() { 500 } else { 200 };
@@ -57,7 +66,9 @@ async fn spawn_receiver() -> (String, Receiver, tokio::sync::oneshot::Sender<()>
     let app = axum::Router::new()
         .route("/sms", axum::routing::post(receive))
         .with_state(rx.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, stop) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -132,7 +143,11 @@ async fn webhook_delivery_is_signed_and_retried(engine: Engine) {
         let ts_num: i64 = ts.parse().expect("unix seconds");
         assert!(ts_num > 1_700_000_000, "timestamp {ts}");
         let sig = g.signature.as_deref().expect("x-rv-signature");
-        assert_eq!(sig, expected_signature(secret, ts, &g.body), "signature of attempt");
+        assert_eq!(
+            sig,
+            expected_signature(secret, ts, &g.body),
+            "signature of attempt"
+        );
         assert_ne!(sig, expected_signature("wrong secret", ts, &g.body));
         let body: Value = serde_json::from_slice(&g.body).expect("JSON body");
         assert_eq!(body["message_id"], message_id.as_str());
@@ -143,13 +158,20 @@ async fn webhook_delivery_is_signed_and_retried(engine: Engine) {
         assert_eq!(body["contact"]["email"], zs.email.as_str());
         // The gateway needs the contact, not who the reporter is.
         for v in [&zs.name, &zs.id_number, &zs.bank_account, &zs.address] {
-            assert!(!crate::harness::contains(&g.body, v.as_bytes()), "webhook body carries {v}");
+            assert!(
+                !crate::harness::contains(&g.body, v.as_bytes()),
+                "webhook body carries {v}"
+            );
         }
     }
 
     // Delivered once: no further attempts.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(receiver.got.lock().expect("lock").len(), 2, "delivered more than once");
+    assert_eq!(
+        receiver.got.lock().expect("lock").len(),
+        2,
+        "delivered more than once"
+    );
 
     // The trail records the relay without the contact.
     let events = app.events(&c.auditor.token).await;
@@ -187,7 +209,10 @@ async fn file_outbox_holds_only_masked_contacts(engine: Engine) {
         if let Some(l) = text.lines().find(|l| l.contains(&id)) {
             break l.to_owned();
         }
-        assert!(std::time::Instant::now() < deadline, "no outbox line for {id}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no outbox line for {id}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let v: Value = serde_json::from_str(&line).expect("a JSON line");
@@ -199,12 +224,24 @@ async fn file_outbox_holds_only_masked_contacts(engine: Engine) {
     assert_eq!(v["to"]["email"], "z***@example.cn");
     let bytes = std::fs::read(&outbox).expect("outbox");
     assert_absent(&bytes, &zs.values(), "outbox.jsonl");
-    assert_absent(&bytes, &["38001380".to_owned()], "outbox.jsonl (phone middle digits)");
+    assert_absent(
+        &bytes,
+        &["38001380".to_owned()],
+        "outbox.jsonl (phone middle digits)",
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&outbox).expect("meta").permissions().mode() & 0o777;
-        assert_eq!(mode & 0o077, 0, "outbox.jsonl is readable by others: {mode:o}");
+        let mode = std::fs::metadata(&outbox)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "outbox.jsonl is readable by others: {mode:o}"
+        );
     }
 }
 
@@ -226,7 +263,10 @@ async fn reporters_without_contact_cannot_be_messaged(engine: Engine) {
     person["phone"] = Value::Null;
     person["email"] = Value::Null;
     let p = app
-        .seal(&c.cs.token, crate::harness::seal_body("140100", "SX-2026-001201", person))
+        .seal(
+            &c.cs.token,
+            crate::harness::seal_body("140100", "SX-2026-001201", person),
+        )
         .await
         .expect(201, "seal without contact")["pseudonym"]
         .as_str()
@@ -256,7 +296,10 @@ async fn binary_with_webhook_gateway_starts_and_delivers() {
     let mut bin = crate::harness::spawn_binary(
         &storage,
         logs.path(),
-        &[("RV_NOTIFY_WEBHOOK_URL", url.as_str()), ("RV_NOTIFY_WEBHOOK_SECRET", secret)],
+        &[
+            ("RV_NOTIFY_WEBHOOK_URL", url.as_str()),
+            ("RV_NOTIFY_WEBHOOK_SECRET", secret),
+        ],
     )
     .await;
     let admin = bin.admin_token.clone();
@@ -265,7 +308,9 @@ async fn binary_with_webhook_gateway_starts_and_delivers() {
             reqwest::Method::POST,
             "/v1/principals",
             Some(&admin),
-            crate::harness::Body::Json(json!({"name": "cs", "role": "case_system", "jurisdiction": "140100"})),
+            crate::harness::Body::Json(
+                json!({"name": "cs", "role": "case_system", "jurisdiction": "140100"}),
+            ),
         )
         .await
         .expect(201, "principal");
@@ -275,7 +320,11 @@ async fn binary_with_webhook_gateway_starts_and_delivers() {
             reqwest::Method::POST,
             "/v1/reporters",
             Some(&t),
-            crate::harness::Body::Json(crate::harness::seal_body("140100", "SX-BIN-1", Person::zhang_san().identity())),
+            crate::harness::Body::Json(crate::harness::seal_body(
+                "140100",
+                "SX-BIN-1",
+                Person::zhang_san().identity(),
+            )),
         )
         .await
         .expect(201, "seal")["pseudonym"]
@@ -295,15 +344,27 @@ async fn binary_with_webhook_gateway_starts_and_delivers() {
         let got = receiver.got.lock().expect("lock").clone();
         if let Some(g) = got.iter().find(|g| g.answered == 200) {
             let ts = g.timestamp.as_deref().expect("timestamp");
-            assert_eq!(g.signature.as_deref(), Some(expected_signature(secret, ts, &g.body).as_str()));
+            assert_eq!(
+                g.signature.as_deref(),
+                Some(expected_signature(secret, ts, &g.body).as_str())
+            );
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the binary did not deliver");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the binary did not deliver"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let status = bin.terminate().await;
     assert!(status.success(), "exit status {status}");
     let out = bin.output();
-    assert!(!crate::harness::contains(&out, secret.as_bytes()), "the webhook secret is in the log");
-    assert!(!crate::harness::contains(&out, b"13800138000"), "the phone is in the log");
+    assert!(
+        !crate::harness::contains(&out, secret.as_bytes()),
+        "the webhook secret is in the log"
+    );
+    assert!(
+        !crate::harness::contains(&out, b"13800138000"),
+        "the phone is in the log"
+    );
 }

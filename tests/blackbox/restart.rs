@@ -23,7 +23,7 @@ fn mode(path: &std::path::Path) -> u32 {
 }
 
 async fn restart_on_the_same_data_directory_keeps_everything(engine: Engine) {
-    let storage = Storage::new(engine, None).await;
+    let storage = Storage::new_fast(engine).await;
     let app = start(&storage, Options::default()).await;
     let c = Cast::create(&app).await;
     let person = Person::nth(60);
@@ -34,13 +34,22 @@ async fn restart_on_the_same_data_directory_keeps_everything(engine: Engine) {
         .expect("p")
         .to_owned();
     let approved = app
-        .request_disclosure_ok(&c.cs.token, &p, "verification_contact", &["name", "phone", "bank_account"])
+        .request_disclosure_ok(
+            &c.cs.token,
+            &p,
+            "verification_contact",
+            &["name", "phone", "bank_account"],
+        )
         .await;
-    app.approve(&c.cust1.token, &approved).await.expect(200, "approve");
+    app.approve(&c.cust1.token, &approved)
+        .await
+        .expect(200, "approve");
     let pending = app
         .request_disclosure_ok(&c.cs.token, &p, "judicial_transfer", &["id_number"])
         .await;
-    app.approve(&c.cust1.token, &pending).await.expect(200, "first of two");
+    app.approve(&c.cust1.token, &pending)
+        .await
+        .expect(200, "first of two");
     let admin_token = app.admin_token.clone();
     let size_before = app.tree_size(&c.auditor.token).await;
 
@@ -50,21 +59,35 @@ async fn restart_on_the_same_data_directory_keeps_everything(engine: Engine) {
     assert_eq!(mode(&dir.join("keyring.age")), 0o600, "keyring.age mode");
     if engine == Engine::Sqlite {
         assert_eq!(mode(&dir.join("vault.db")), 0o600, "vault.db mode");
-        assert_eq!(mode(&dir.join("keyring-identity.txt")), 0o600, "identity file mode");
+        assert_eq!(
+            mode(&dir.join("keyring-identity.txt")),
+            0o600,
+            "identity file mode"
+        );
     }
     let keyring_before = std::fs::read(dir.join("keyring.age")).expect("keyring");
 
     let app = start(&storage, Options::default()).await;
-    assert_eq!(app.admin_token, admin_token, "a restart must not mint a new admin");
+    assert_eq!(
+        app.admin_token, admin_token,
+        "a restart must not mint a new admin"
+    );
     assert_eq!(
         std::fs::read(dir.join("keyring.age")).expect("keyring"),
         keyring_before,
         "a restart must reuse the keyring"
     );
-    assert_eq!(app.tree_size(&c.auditor.token).await, size_before, "the trail survived");
+    assert_eq!(
+        app.tree_size(&c.auditor.token).await,
+        size_before,
+        "the trail survived"
+    );
 
     // Tokens, pseudonyms and disclosures carry over.
-    let v = app.get_pseudonym(&c.cs.token, &p).await.expect(200, "pseudonym after restart");
+    let v = app
+        .get_pseudonym(&c.cs.token, &p)
+        .await
+        .expect(200, "pseudonym after restart");
     assert_eq!(v["status"], "active");
     assert_eq!(v["case_ref"], "SX-RESTART-1");
     let r = app.open(&c.cs.token, &approved).await;
@@ -73,23 +96,33 @@ async fn restart_on_the_same_data_directory_keeps_everything(engine: Engine) {
         r.json()["fields"],
         json!({"name": person.name, "phone": person.phone, "bank_account": person.bank_account})
     );
-    app.approve(&c.cust1.token, &pending)
+    app.approve(&c.cust1.token, &pending).await.expect_err(
+        409,
+        "already_decided",
+        "the first approval survived",
+    );
+    app.approve(&c.cust2.token, &pending)
         .await
-        .expect_err(409, "already_decided", "the first approval survived");
-    app.approve(&c.cust2.token, &pending).await.expect(200, "second of two");
+        .expect(200, "second of two");
     let r = app.open(&c.cs.token, &pending).await;
     r.expect(200, "open");
     assert_eq!(r.json()["fields"], json!({"id_number": person.id_number}));
 
     // The blind index key survived too: the same person is recognised.
-    let v = app.seal_ok(&c.cs.token, "140100", "SX-RESTART-2", Some(&person)).await;
+    let v = app
+        .seal_ok(&c.cs.token, "140100", "SX-RESTART-2", Some(&person))
+        .await;
     assert_eq!(v["reporter_seen_before"], true);
     assert_eq!(v["prior_case_refs"], json!(["SX-RESTART-1"]));
 
     // One linear trail across the restart.
     let events = app.events(&c.auditor.token).await;
     for (i, e) in events.iter().enumerate() {
-        assert_eq!(e["index"].as_u64(), Some(i as u64), "gap or reorder in the trail");
+        assert_eq!(
+            e["index"].as_u64(),
+            Some(i as u64),
+            "gap or reorder in the trail"
+        );
     }
     assert_eq!(
         events
@@ -146,14 +179,23 @@ async fn wrong_passphrase_is_a_clear_refusal(engine: Engine) {
     };
     let msg = e.to_string();
     let debug = format!("{e:?}");
-    assert!(msg.to_lowercase().contains("keyring"), "the refusal does not name the keyring: {msg}");
+    assert!(
+        msg.to_lowercase().contains("keyring"),
+        "the refusal does not name the keyring: {msg}"
+    );
     assert!(
         msg.to_lowercase().contains("passphrase"),
         "the refusal does not say the passphrase is wrong: {msg}"
     );
     for shown in [&msg, &debug] {
-        assert!(!shown.contains(wrong), "the refusal shows the wrong passphrase: {shown}");
-        assert!(!shown.contains(right), "the refusal shows the right passphrase: {shown}");
+        assert!(
+            !shown.contains(wrong),
+            "the refusal shows the wrong passphrase: {shown}"
+        );
+        assert!(
+            !shown.contains(right),
+            "the refusal shows the right passphrase: {shown}"
+        );
     }
 
     // Without any passphrase: refused too, with a message that says what is missing.
@@ -169,8 +211,15 @@ async fn wrong_passphrase_is_a_clear_refusal(engine: Engine) {
         Ok(_) => panic!("started a passphrase-protected keyring without a passphrase"),
         Err(e) => e.to_string(),
     };
-    assert!(msg.to_lowercase().contains("keyring") || msg.contains("PASSPHRASE"), "{msg}");
-    assert_eq!(std::fs::read(&keyring).expect("keyring"), keyring_bytes, "a refused start changed the keyring");
+    assert!(
+        msg.to_lowercase().contains("keyring") || msg.contains("PASSPHRASE"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read(&keyring).expect("keyring"),
+        keyring_bytes,
+        "a refused start changed the keyring"
+    );
 
     // The right passphrase still opens everything.
     let app = start(&storage, Options::default()).await;
@@ -194,7 +243,11 @@ async fn keyring_readable_by_others_is_refused() {
     let storage = app.stop().await;
     let dir = storage.data_dir().to_owned();
 
-    for (file, bad_mode) in [("keyring.age", 0o644), ("keyring.age", 0o640), ("keyring-identity.txt", 0o644)] {
+    for (file, bad_mode) in [
+        ("keyring.age", 0o644),
+        ("keyring.age", 0o640),
+        ("keyring-identity.txt", 0o644),
+    ] {
         let path = dir.join(file);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bad_mode)).expect("chmod");
         let e = match try_start(&storage, Options::default()).await {
@@ -206,10 +259,14 @@ async fn keyring_readable_by_others_is_refused() {
             "the refusal does not name {file}: {e}"
         );
         assert!(
-            e.contains("permission") || e.contains("readable") || e.contains("mode") || e.contains("chmod"),
+            e.contains("permission")
+                || e.contains("readable")
+                || e.contains("mode")
+                || e.contains("chmod"),
             "the refusal does not say what is wrong with {file}: {e}"
         );
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod back");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod back");
     }
 
     // A missing keyring beside existing data: refused, never silently replaced.
@@ -225,5 +282,7 @@ async fn keyring_readable_by_others_is_refused() {
     std::fs::rename(&saved, &keyring).expect("restore keyring");
 
     let app = start(&storage, Options::default()).await;
-    app.get_pseudonym(&cs.token, &p).await.expect(200, "back to normal");
+    app.get_pseudonym(&cs.token, &p)
+        .await
+        .expect(200, "back to normal");
 }

@@ -2,7 +2,7 @@
 //! truncation, an envelope moved to another row, a record moved to another jurisdiction —
 //! makes the open fail with an integrity error. It never returns wrong data.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, Connection, Row};
 
 use crate::flow::Cast;
 use crate::harness::{Engine, Person, Resp, TestApp, assert_absent, spawn_app};
@@ -106,14 +106,30 @@ async fn tampered_envelopes_fail_closed(engine: Engine) {
     assert_absent(&env_a, &a.values(), "the stored envelope");
     let wrap_len = usize::from(u16::from_be_bytes([env_a[8], env_a[9]]));
     let data_start = 10 + wrap_len + 12;
-    assert!(env_a.len() > data_start + 16, "envelope too short: {}", env_a.len());
+    assert!(
+        env_a.len() > data_start + 16,
+        "envelope too short: {}",
+        env_a.len()
+    );
 
     let mut variants: Vec<(&str, Vec<u8>)> = vec![
         ("a flipped bit in the tag", flipped(&env_a, env_a.len() - 1)),
-        ("a flipped bit in the ciphertext", flipped(&env_a, data_start + 3)),
-        ("a flipped bit in the data nonce", flipped(&env_a, 10 + wrap_len + 2)),
-        ("a flipped bit in the wrapped key", flipped(&env_a, 10 + wrap_len / 2)),
-        ("a flipped bit in the wrapped-key nonce", flipped(&env_a, 11)),
+        (
+            "a flipped bit in the ciphertext",
+            flipped(&env_a, data_start + 3),
+        ),
+        (
+            "a flipped bit in the data nonce",
+            flipped(&env_a, 10 + wrap_len + 2),
+        ),
+        (
+            "a flipped bit in the wrapped key",
+            flipped(&env_a, 10 + wrap_len / 2),
+        ),
+        (
+            "a flipped bit in the wrapped-key nonce",
+            flipped(&env_a, 11),
+        ),
         ("the magic changed", flipped(&env_a, 0)),
         ("the format version changed", flipped(&env_a, 3)),
         ("a truncated envelope", env_a[..env_a.len() - 20].to_vec()),
@@ -138,7 +154,9 @@ async fn tampered_envelopes_fail_closed(engine: Engine) {
         let r = app.open(&c.cs.token, &da).await;
         assert_integrity_failure(&r, &format!("open after {what}"), &values);
         // The relay, which also opens the envelope, fails closed too.
-        let r = app.message(&c.cs.token, &pseudonyms[0], "progress", "进展").await;
+        let r = app
+            .message(&c.cs.token, &pseudonyms[0], "progress", "进展")
+            .await;
         assert_integrity_failure(&r, &format!("relay after {what}"), &values);
         set_envelope(&mut conn, &rec_a, &env_a).await;
     }
@@ -146,11 +164,22 @@ async fn tampered_envelopes_fail_closed(engine: Engine) {
     // Swapped between the two rows: neither opens, and A's request never yields B's data.
     set_envelope(&mut conn, &rec_a, &env_b).await;
     set_envelope(&mut conn, &rec_b, &env_a).await;
-    assert_integrity_failure(&app.open(&c.cs.token, &da).await, "open A after a swap", &values);
-    assert_integrity_failure(&app.open(&c.cs.token, &db).await, "open B after a swap", &values);
+    assert_integrity_failure(
+        &app.open(&c.cs.token, &da).await,
+        "open A after a swap",
+        &values,
+    );
+    assert_integrity_failure(
+        &app.open(&c.cs.token, &db).await,
+        "open B after a swap",
+        &values,
+    );
     // Re-sealing the same person over a swapped envelope must not merge in the other's data.
     let r = app
-        .seal(&c.cs.token, crate::harness::seal_body("140100", "SX-TAMPER-9", a.identity()))
+        .seal(
+            &c.cs.token,
+            crate::harness::seal_body("140100", "SX-TAMPER-9", a.identity()),
+        )
         .await;
     assert_integrity_failure(&r, "re-seal over a swapped envelope", &values);
     set_envelope(&mut conn, &rec_a, &env_a).await;
@@ -159,7 +188,11 @@ async fn tampered_envelopes_fail_closed(engine: Engine) {
     // The record moved to another jurisdiction: the envelope is bound to the one it was
     // sealed for.
     set_jurisdiction(&mut conn, &rec_a, "140200").await;
-    assert_integrity_failure(&app.open(&c.cs.token, &da).await, "open after re-labelling the jurisdiction", &values);
+    assert_integrity_failure(
+        &app.open(&c.cs.token, &da).await,
+        "open after re-labelling the jurisdiction",
+        &values,
+    );
     set_jurisdiction(&mut conn, &rec_a, "140100").await;
     let _ = conn.close().await;
 
@@ -167,7 +200,10 @@ async fn tampered_envelopes_fail_closed(engine: Engine) {
     // data.
     for (d, who) in [(&da, &a), (&db, &b), (&ids[0][1], &a), (&ids[1][1], &b)] {
         let v = app.get_disclosure(&c.cs.token, d).await.expect(200, "get");
-        assert_eq!(v["status"], "approved", "a failed open changed the disclosure");
+        assert_eq!(
+            v["status"], "approved",
+            "a failed open changed the disclosure"
+        );
         let r = open_ok(&app, &c.cs.token, d).await;
         let f = r.json()["fields"].clone();
         assert_eq!(f["name"], who.name.as_str());
@@ -175,6 +211,8 @@ async fn tampered_envelopes_fail_closed(engine: Engine) {
         assert_eq!(f["phone"], who.phone.as_str());
     }
     // And the repeated reporter is recognised once the envelope is intact.
-    let v = app.seal_ok(&c.cs.token, "140100", "SX-TAMPER-10", Some(&a)).await;
+    let v = app
+        .seal_ok(&c.cs.token, "140100", "SX-TAMPER-10", Some(&a))
+        .await;
     assert_eq!(v["reporter_seen_before"], true);
 }

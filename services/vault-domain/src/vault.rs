@@ -983,17 +983,25 @@ impl Vault {
         let d = self
             .disclosure_in_scope(actor, id, "read disclosures")
             .await?;
-        let allowed = match actor.principal.role {
-            Role::Custodian | Role::Auditor => true,
-            Role::CaseSystem | Role::Finance => d.requester_id == actor.principal.id,
-            Role::Admin => false,
-        };
-        if !allowed {
-            let mut ev = NewEvent::by(actor, Action::AccessDenied, self.now());
-            ev.disclosure_id = Some(d.id.clone());
-            self.record_denial(actor, "read disclosures", ev, "not_requester")
-                .await;
-            return Err(DomainError::NotFound { what: "disclosure" });
+        let mut ev = NewEvent::by(actor, Action::AccessDenied, self.now());
+        ev.disclosure_id = Some(d.id.clone());
+        match actor.principal.role {
+            Role::Custodian | Role::Auditor => {}
+            Role::CaseSystem | Role::Finance if d.requester_id == actor.principal.id => {}
+            // Another department's request: as if it did not exist.
+            Role::CaseSystem | Role::Finance => {
+                self.record_denial(actor, "read disclosures", ev, "not_requester")
+                    .await;
+                return Err(DomainError::NotFound { what: "disclosure" });
+            }
+            Role::Admin => {
+                self.record_denial(actor, "read disclosures", ev, "role")
+                    .await;
+                return Err(DomainError::Forbidden {
+                    role: actor.principal.role.as_str(),
+                    action: "read disclosures",
+                });
+            }
         }
         Ok(d)
     }
@@ -1113,12 +1121,16 @@ impl Vault {
         ev.jurisdiction = Some(d.jurisdiction.to_string());
         ev.purpose = Some(d.purpose.as_str().to_owned());
         ev.record = Some(d.reporter_id.clone());
-        let refusal = if d.requester_id != actor.principal.id {
-            Some((
-                "not_requester",
-                "only the requester may open a disclosure".to_owned(),
-            ))
-        } else {
+        if d.requester_id != actor.principal.id {
+            drop(tx);
+            self.record_denial(actor, "open disclosures", ev, "not_requester")
+                .await;
+            return Err(DomainError::Forbidden {
+                role: actor.principal.role.as_str(),
+                action: "open a disclosure it did not request",
+            });
+        }
+        let refusal = {
             match d.status_at(now) {
                 DisclosureStatus::Approved => None,
                 s => Some(("invalid_state", format!("the disclosure is {}", s.as_str()))),
@@ -1146,12 +1158,24 @@ impl Vault {
                 )
                 .await);
         };
-        let plain = self
+        let opened = self
             .deps
             .keys
             .open(&reporter.id, &reporter.jurisdiction.to_string(), env)
-            .map_err(key_err)?;
-        let identity = IdentityFields::from_plaintext(&plain).ok_or(DomainError::Integrity)?;
+            .map_err(key_err)
+            .and_then(|plain| IdentityFields::from_plaintext(&plain).ok_or(DomainError::Integrity));
+        let identity = match opened {
+            Ok(i) => i,
+            Err(e) => {
+                drop(tx);
+                if matches!(e, DomainError::Integrity) {
+                    // A tampered or swapped record is itself something auditors must see.
+                    self.record_denial(actor, "open disclosures", ev, "integrity_failure")
+                        .await;
+                }
+                return Err(e);
+            }
+        };
 
         // Build `{"disclosure_id","pseudonym","fields":{…}}` straight into a wiped buffer.
         let mut body = Zeroizing::new(Vec::with_capacity(256));

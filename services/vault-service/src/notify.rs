@@ -29,6 +29,9 @@ pub struct WebhookNotifier {
 impl WebhookNotifier {
     /// A notifier posting to `url`, signing with `secret`.
     pub fn new(url: String, secret: &SecretString, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        // reqwest is built without a default TLS crypto provider: use ring, the project's
+        // one cryptographic library. Installing twice is harmless (the first one stays).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())

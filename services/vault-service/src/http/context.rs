@@ -50,9 +50,9 @@ pub async fn request_context(
         .unwrap_or_else(|| state.new_request_id());
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
-    // The path holds at most pseudonyms and record ids, never identity data; the query
-    // string and the body are never logged.
-    let route = req.uri().path().to_owned();
+    // Only the route template is logged (`/v1/pseudonyms/{p}`), never the path itself: a
+    // caller could put anything in a path segment, an ID number included. Query strings and
+    // bodies are never logged either.
     let res = REQUEST_ID
         .scope(id.clone(), async move {
             let res = next.run(req).await;
@@ -60,6 +60,11 @@ pub async fn request_context(
         })
         .await;
     let mut res = res;
+    let route = res
+        .extensions()
+        .get::<RouteTemplate>()
+        .map(|r| r.0)
+        .unwrap_or("unmatched");
     let plain_json = res
         .headers()
         .get(header::CONTENT_TYPE)
@@ -81,6 +86,27 @@ pub async fn request_context(
         latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         "request"
     );
+    res
+}
+
+/// The matched route template, carried from the routing layer to the access log line.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteTemplate(pub &'static str);
+
+/// Runs after routing (as a route layer): records which template matched.
+pub async fn record_route(req: Request, next: Next) -> Response {
+    let template = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .and_then(|m| {
+            super::ROUTES
+                .iter()
+                .find(|(_, path)| *path == m.as_str())
+                .map(|(_, path)| *path)
+        })
+        .unwrap_or("unknown");
+    let mut res = next.run(req).await;
+    res.extensions_mut().insert(RouteTemplate(template));
     res
 }
 

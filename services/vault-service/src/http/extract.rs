@@ -44,13 +44,19 @@ impl FromRequestParts<AppState> for Authed {
 /// do not fit is 422 naming the field. No message echoes a value from the body.
 pub struct JsonBody<T>(pub T);
 
-/// Only snake_case-looking names are echoed back; anything else could be data.
+/// Only names that look like field names (lowercase letters and `_`, no digits) are echoed
+/// back; anything else could be data — a phone number sent as a key, say.
 fn safe_name(s: &str) -> Option<&str> {
-    (!s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
-    .then_some(s)
+    (!s.is_empty() && s.len() <= 40 && s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .then_some(s)
+}
+
+/// The path without its last segment (`identity.x` → `identity`, `x` → ``).
+fn parent(path: &str) -> String {
+    match path.rfind('.') {
+        Some(i) => path.get(..i).unwrap_or("").to_owned(),
+        None => String::new(),
+    }
 }
 
 fn between_backticks(msg: &str) -> Option<&str> {
@@ -87,18 +93,23 @@ pub(crate) fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> 
             let msg = inner.to_string();
             if msg.starts_with("unknown field") {
                 let name = between_backticks(&msg).and_then(safe_name);
-                // serde_path_to_error already ends the path with the unknown key.
+                // serde_path_to_error already ends the path with the unknown key; echo it only
+                // when it looks like a field name, else name its parent object.
                 let field = match name {
                     Some(n) if path == n || path.ends_with(&format!(".{n}")) => path.clone(),
                     Some(n) => join(&path, n),
-                    None => path.clone(),
+                    None => parent(&path),
                 };
-                ApiError::field(
-                    StatusCode::BAD_REQUEST,
-                    "unknown_field",
-                    field,
-                    "unknown field",
-                )
+                if field.is_empty() {
+                    ApiError::new(StatusCode::BAD_REQUEST, "unknown_field", "unknown field")
+                } else {
+                    ApiError::field(
+                        StatusCode::BAD_REQUEST,
+                        "unknown_field",
+                        field,
+                        "unknown field",
+                    )
+                }
             } else if msg.starts_with("missing field") {
                 let name = between_backticks(&msg).unwrap_or("");
                 ApiError::field(
@@ -140,6 +151,41 @@ pub(crate) fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> 
 
 /// Parses a JSON byte slice with field-naming errors.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde's derive would fill a struct from a positional array; the contract's bodies are
+    // objects, and so are their nested records.
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        if !value.is_object() {
+            // Well-formed JSON of the wrong shape: 422, as for any other wrong type.
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "the body must be a JSON object",
+            ));
+        }
+        for key in ["identity", "outcome", "reporter"] {
+            if value
+                .get(key)
+                .is_some_and(|v| !(v.is_object() || v.is_null()))
+            {
+                return Err(ApiError::field(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    key,
+                    "must be an object",
+                ));
+            }
+        }
+        if let Some(reports) = value.get("reports").and_then(|r| r.as_array())
+            && reports.iter().any(|r| !r.is_object())
+        {
+            return Err(ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "reports",
+                "every report must be an object",
+            ));
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
     de.end().map_err(|_| {

@@ -145,6 +145,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/oversight/rewards", get(rewards::oversight))
         .route("/v1/receipts", post(receipt))
         .route("/v1/receipts/public-key", get(statement_key))
+        .route_layer(middleware::from_fn(context::record_route))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(
