@@ -69,6 +69,8 @@ pub enum Action {
     RewardPaid,
     /// A claim window closed unclaimed.
     RewardExpired,
+    /// A receipt was issued to a reporter (through the case system).
+    ReceiptIssued,
 }
 
 impl Action {
@@ -97,6 +99,7 @@ impl Action {
             Self::PayeeReleased => "payee_released",
             Self::RewardPaid => "reward_paid",
             Self::RewardExpired => "reward_expired",
+            Self::ReceiptIssued => "receipt_issued",
         }
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use vault_crypto::checkpoint::NoteVerifier;
 use vault_crypto::merkle;
 
-use crate::audit::Action;
+use crate::audit::{Action, NewEvent};
 use crate::clock::rfc3339_cst;
 use crate::error::DomainError;
 use crate::model::Actor;
@@ -164,6 +164,14 @@ impl Vault {
             serde_json::to_string(&statement).unwrap_or_default()
         );
         let signed = self.deps.keys.sign_statement(&text).map_err(key_err)?;
+        // Who asked for a reporter's history is itself part of that history.
+        let mut ev = NewEvent::by(actor, Action::ReceiptIssued, self.now());
+        ev.pseudonym = Some(pseudonym.to_owned());
+        ev.record = Some(rec.reporter_id.clone());
+        ev.jurisdiction = Some(rec.jurisdiction.to_string());
+        let mut tx = self.deps.store.begin().await?;
+        tx.append_event(&ev).await.map_err(crate::vault::audit_err)?;
+        tx.commit().await?;
         Ok(Receipt {
             statement: signed,
             statement_key: self.deps.keys.statement_verifier_key(),

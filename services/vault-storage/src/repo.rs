@@ -481,7 +481,7 @@ impl Repo for SqlConn {
     ) -> Result<Vec<PseudonymRecord>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {PSEUDONYM_COLS} FROM pseudonyms p JOIN reporters r ON r.id = p.reporter_id
-             WHERE p.reporter_id = $1 ORDER BY p.created_at, p.pseudonym"
+             WHERE p.reporter_id = $1 ORDER BY p.received_at, p.created_at, p.pseudonym"
         ));
         sqlx::query(sql)
             .bind(reporter_id.to_owned())
