@@ -93,6 +93,11 @@ impl Vault {
                 .as_deref()
                 .is_some_and(|h| vault_crypto::claim::verify_claim_code(&code, h));
             if !ok {
+                drop(repo);
+                let mut ev = NewEvent::by(actor, Action::AccessDenied, now);
+                ev.pseudonym = Some(pseudonym.to_owned());
+                self.record_denial(actor, "issue receipts", ev, "wrong_claim_code")
+                    .await;
                 return Err(DomainError::invalid(
                     "claim_code",
                     "does not match this report",
@@ -170,7 +175,9 @@ impl Vault {
         ev.record = Some(rec.reporter_id.clone());
         ev.jurisdiction = Some(rec.jurisdiction.to_string());
         let mut tx = self.deps.store.begin().await?;
-        tx.append_event(&ev).await.map_err(crate::vault::audit_err)?;
+        tx.append_event(&ev)
+            .await
+            .map_err(crate::vault::audit_err)?;
         tx.commit().await?;
         Ok(Receipt {
             statement: signed,

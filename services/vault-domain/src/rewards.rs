@@ -32,6 +32,9 @@ impl Vault {
     pub async fn quote(&self, actor: &Actor, input: &QuoteInput) -> Result<Quote, DomainError> {
         self.require_role(actor, &[Role::CaseSystem, Role::Finance], "quote rewards")
             .await?;
+        // The same GB/T 2260 rule as everywhere else in the API.
+        crate::values::Jurisdiction::parse(&input.jurisdiction.to_string())
+            .map_err(|e| DomainError::invalid("jurisdiction", e.reason))?;
         compute_quote(&self.deps.policies, input)
     }
 

@@ -603,9 +603,11 @@ impl Vault {
             ));
         }
         let from = filter.from.map(|d| d.midnight().assume_offset(CST));
+        // The end of the `to` day; none past the calendar's end.
         let to = filter
             .to
-            .map(|d| (d + time::Duration::days(1)).midnight().assume_offset(CST));
+            .and_then(|d| d.next_day())
+            .map(|d| d.midnight().assume_offset(CST));
         let all = self
             .deps
             .store
@@ -613,9 +615,19 @@ impl Vault {
             .await?
             .rewards_between(from, to)
             .await?;
+        let now = self.now();
         Ok(all
             .into_iter()
             .filter(|r| scope.covers(&r.jurisdiction))
+            .map(|mut r| {
+                // The same view as GET: an approved reward past its deadline is expired,
+                // whether or not the job has run yet.
+                if r.status == RewardStatus::Approved && r.claim_deadline.is_some_and(|d| now >= d)
+                {
+                    r.status = RewardStatus::Expired;
+                }
+                r
+            })
             .filter(|r| filter.status.is_none_or(|s| s == r.status))
             .collect())
     }
@@ -910,8 +922,9 @@ impl Vault {
             IdentityField::BankAccount,
             IdentityField::BankName,
         ];
-        let mut ev = self.reward_event(actor, &r, Action::PayeeReleased);
-        ev.purpose = Some("reward_payment".into());
+        // One event per payee, bound to its vault record, so leak traces and the reporter's
+        // receipt both find the release.
+        let mut events = Vec::new();
         let mut body = Zeroizing::new(Vec::with_capacity(256));
         body.extend_from_slice(b"{\"reward_id\":");
         crate::vault::write_json_str(&mut body, &r.id);
@@ -919,6 +932,10 @@ impl Vault {
         let mut repo = self.deps.store.read().await?;
         let mut first = true;
         for a in r.awards.iter().filter(|a| a.amount > Decimal::ZERO) {
+            let mut ev = self.reward_event(actor, &r, Action::PayeeReleased);
+            ev.purpose = Some("reward_payment".into());
+            ev.pseudonym = Some(a.pseudonym.clone());
+            ev.record = Some(a.reporter_id.clone());
             if !first {
                 body.push(b',');
             }
@@ -959,6 +976,7 @@ impl Vault {
                 }
             }
             body.push(b'}');
+            events.push(ev);
         }
         drop(repo);
         body.extend_from_slice(b"]}");
@@ -970,7 +988,9 @@ impl Vault {
             None => OpenedDisclosure::Json(body),
         };
         let mut tx = self.deps.store.begin().await?;
-        tx.append_event(&ev).await.map_err(audit_err)?;
+        for ev in &events {
+            tx.append_event(ev).await.map_err(audit_err)?;
+        }
         tx.commit().await?;
         Ok(out)
     }
@@ -1248,6 +1268,12 @@ impl Vault {
             "read oversight lists",
         )
         .await?;
+        if within_days > 3650 {
+            return Err(DomainError::invalid("within_days", "must be at most 3650"));
+        }
+        if waiting_days > 3650 {
+            return Err(DomainError::invalid("waiting_days", "must be at most 3650"));
+        }
         let now = self.now();
         let horizon = now + time::Duration::days(i64::from(within_days));
         let stale_before = now - time::Duration::days(i64::from(waiting_days));

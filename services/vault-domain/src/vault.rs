@@ -327,7 +327,8 @@ impl Vault {
             name,
             role,
             jurisdiction,
-            age_recipient: age_recipient.map(str::to_owned),
+            // Stored in the canonical form (bech32: trimmed, lowercase).
+            age_recipient: age_recipient.map(|r| r.trim().to_ascii_lowercase()),
             created_at: self.now(),
             revoked_at: None,
         };

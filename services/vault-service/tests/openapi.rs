@@ -1,20 +1,32 @@
 //! The OpenAPI document served at `/openapi.json` against the router: it must be OpenAPI 3.1,
-//! document exactly the routes of `ROUTES`, and be internally consistent (operation ids,
-//! success and 401 answers, resolvable references, the `x-request-id` header, closed request
-//! bodies). Full schema validation is done with a real validator (`openapi-spec-validator`);
-//! this test keeps the document from drifting away from the code.
+//! document exactly the routes of `ROUTES`, be internally consistent (operation ids, success
+//! and 401 answers, resolvable references, the `x-request-id` header, closed request bodies),
+//! and list exactly the wire names of the domain's enums. Full schema validation is done with a
+//! real validator (`openapi-spec-validator`); this test keeps the document from drifting away
+//! from the code.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
+use vault_domain::audit::Action;
+use vault_domain::model::{DisclosureStatus, PseudonymStatus};
+use vault_domain::settlement::RewardStatus;
+use vault_domain::values::{Channel, IdentityField, MessageKind, Purpose, Role};
+use vault_policy::{AccidentLevel, Industry, OutcomeKind};
 use vault_service::http::{OPENAPI, ROUTES};
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-/// The routes that need no token.
-const UNAUTHENTICATED: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+/// The routes that need no token (every other route answers 401 without one).
+const UNAUTHENTICATED: [&str; 5] = [
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/v1/audit/public-key",
+    "/v1/receipts/public-key",
+];
 
 fn doc() -> Value {
     serde_json::from_str(OPENAPI).expect("openapi.json is not valid JSON")
@@ -74,7 +86,10 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
 fn document_is_json_and_openapi_3_1() {
     let doc = doc();
     let version = doc["openapi"].as_str().expect("`openapi` is a string");
-    assert!(version.starts_with("3.1"), "openapi is {version}, not 3.1.x");
+    assert!(
+        version.starts_with("3.1"),
+        "openapi is {version}, not 3.1.x"
+    );
     assert!(doc["info"]["title"].is_string());
     assert!(doc["info"]["version"].is_string());
     let description = doc["info"]["description"].as_str().unwrap_or("");
@@ -118,7 +133,11 @@ fn every_operation_has_an_id_a_success_and_the_auth_answers() {
         .as_object()
         .expect("components.securitySchemes");
     for requirement in &global_security {
-        for name in requirement.as_object().expect("a requirement object").keys() {
+        for name in requirement
+            .as_object()
+            .expect("a requirement object")
+            .keys()
+        {
             let scheme = &schemes[name];
             assert_eq!(scheme["type"], "http", "{name}");
             assert_eq!(scheme["scheme"], "bearer", "{name}");
@@ -248,7 +267,10 @@ fn path_parameters_match_the_templates() {
 #[test]
 fn disclosure_open_documents_json_and_age() {
     let doc = doc();
-    let ok = resolve(&doc, &doc["paths"]["/v1/disclosures/{id}/open"]["post"]["responses"]["200"]);
+    let ok = resolve(
+        &doc,
+        &doc["paths"]["/v1/disclosures/{id}/open"]["post"]["responses"]["200"],
+    );
     let content = ok["content"].as_object().expect("content");
     assert!(content.contains_key("application/json"));
     assert!(content.contains_key("application/age"));
@@ -265,5 +287,123 @@ fn every_ref_resolves() {
             .strip_prefix('#')
             .unwrap_or_else(|| panic!("$ref {r} is not local to the document"));
         assert!(doc.pointer(pointer).is_some(), "$ref {r} does not resolve");
+    }
+}
+
+/// The `enum` of `components/schemas/{name}`.
+fn doc_enum(doc: &Value, name: &str) -> BTreeSet<String> {
+    doc["components"]["schemas"][name]["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("components.schemas.{name} has no enum"))
+        .iter()
+        .map(|v| v.as_str().expect("enum values are strings").to_owned())
+        .collect()
+}
+
+fn wire<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> BTreeSet<String> {
+    all.iter().map(|v| as_str(*v).to_owned()).collect()
+}
+
+/// Every variant of an enum without an `ALL` list. The exhaustive `match` makes a new variant
+/// fail to compile here until it is listed — and then this test fails until the document
+/// lists it too.
+macro_rules! every {
+    ($ty:ident: $($variant:ident),+ $(,)?) => {{
+        fn _exhaustive(v: $ty) {
+            match v {
+                $($ty::$variant)|+ => {}
+            }
+        }
+        [$($ty::$variant),+]
+    }};
+}
+
+#[test]
+fn enums_are_exactly_the_domain_wire_names() {
+    let doc = doc();
+    assert_eq!(doc_enum(&doc, "Role"), wire(&Role::ALL, |v| v.as_str()));
+    assert_eq!(
+        doc_enum(&doc, "Channel"),
+        wire(&Channel::ALL, |v| v.as_str())
+    );
+    assert_eq!(
+        doc_enum(&doc, "Purpose"),
+        wire(&Purpose::ALL, |v| v.as_str())
+    );
+    assert_eq!(
+        doc_enum(&doc, "MessageKind"),
+        wire(&MessageKind::ALL, |v| v.as_str())
+    );
+    assert_eq!(
+        doc_enum(&doc, "IdentityField"),
+        wire(&IdentityField::ALL, |v| v.as_str())
+    );
+    assert_eq!(
+        doc_enum(&doc, "OutcomeKind"),
+        wire(OutcomeKind::ALL, |v| v.as_str())
+    );
+    assert_eq!(
+        doc_enum(&doc, "AccidentLevel"),
+        wire(AccidentLevel::ALL, |v| v.as_str())
+    );
+    assert_eq!(
+        doc_enum(&doc, "Industry"),
+        wire(Industry::ALL, |v| v.as_str())
+    );
+    let pseudonym = every!(PseudonymStatus: Active, Revoked, Erased);
+    assert_eq!(
+        doc_enum(&doc, "PseudonymStatus"),
+        wire(&pseudonym, PseudonymStatus::as_str)
+    );
+    let disclosure = every!(DisclosureStatus: Pending, Approved, Denied, Opened, Expired);
+    assert_eq!(
+        doc_enum(&doc, "DisclosureStatus"),
+        wire(&disclosure, DisclosureStatus::as_str)
+    );
+    let reward = every!(
+        RewardStatus: PendingApproval,
+        Approved,
+        Claimed,
+        Paid,
+        Rejected,
+        Expired,
+        Cancelled,
+    );
+    assert_eq!(
+        doc_enum(&doc, "RewardStatus"),
+        wire(&reward, RewardStatus::as_str)
+    );
+    let actions = every!(
+        Action: StoreInitialised,
+        ReporterSealed,
+        PseudonymHandedOff,
+        PseudonymRotated,
+        MessageRelayed,
+        DisclosureRequested,
+        DisclosureApproved,
+        DisclosureDenied,
+        DisclosureOpened,
+        PrincipalCreated,
+        PrincipalRevoked,
+        AccessDenied,
+        LeakTrace,
+        PolicyLoaded,
+        RewardFiled,
+        RewardApproved,
+        RewardRejected,
+        RewardExtended,
+        RewardClaimed,
+        PayeeReleased,
+        RewardPaid,
+        RewardExpired,
+        ReceiptIssued,
+    );
+    assert_eq!(
+        doc_enum(&doc, "AuditAction"),
+        wire(&actions, Action::as_str)
+    );
+    // The serde names (what the events endpoint shows) are the same strings.
+    for a in actions {
+        assert_eq!(serde_json::to_value(a).expect("serialise"), a.as_str());
     }
 }

@@ -110,6 +110,20 @@ pub(crate) fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> 
                         "unknown field",
                     )
                 }
+            } else if msg.starts_with("duplicate field") {
+                match between_backticks(&msg).and_then(safe_name) {
+                    Some(n) => ApiError::field(
+                        StatusCode::BAD_REQUEST,
+                        "malformed_json",
+                        join(&parent(&path), n),
+                        "the key appears twice",
+                    ),
+                    None => ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "malformed_json",
+                        "a key appears twice",
+                    ),
+                }
             } else if msg.starts_with("missing field") {
                 let name = between_backticks(&msg).unwrap_or("");
                 ApiError::field(
