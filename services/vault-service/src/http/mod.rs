@@ -148,6 +148,14 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route_layer(middleware::from_fn(context::record_route))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
+        // A bug must not drop the connection: answer (the error shape is added outside) and
+        // log it. Panics are still bugs; the lints and tests keep them out.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a request handler panicked");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            },
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             context::request_context,
