@@ -168,6 +168,9 @@ pub trait Repo: Send {
     ) -> Result<bool, StoreError>;
     /// The archived text of a policy version.
     async fn policy_version_text(&mut self, version: &str) -> Result<Option<String>, StoreError>;
+    /// Serialises reward filings (monthly caps are read, then written): a no-op where writes
+    /// are already serial (SQLite), a transaction-scoped advisory lock on PostgreSQL.
+    async fn lock_reward_filing(&mut self) -> Result<(), StoreError>;
     /// Stores a new reward and its award index rows (for monthly caps).
     async fn insert_reward(
         &mut self,

@@ -17,6 +17,14 @@ pub fn compute_quote(set: &PolicySet, input: &QuoteInput) -> Result<Quote, Domai
         message: e.to_string(),
     })?;
     match quote.reason {
+        // A policy the caller named that has no rule for the kind cannot answer it.
+        Some(r @ vault_policy::Reason::KindNotCovered) if input.policy_id.is_some() => {
+            Err(DomainError::Unprocessable {
+                code: r.code(),
+                field: Some(r.field().to_owned()),
+                message: "the named policy has no rule for this outcome kind".into(),
+            })
+        }
         // The request cannot be answered as given (a missing or unlisted input).
         Some(r) if r.is_input_error() => Err(DomainError::Unprocessable {
             code: r.code(),

@@ -341,6 +341,15 @@ impl Vault {
         Ok(())
     }
 
+    /// The status as callers see it: approved past the deadline is expired.
+    fn shown_status(&self, r: &Reward) -> RewardStatus {
+        if r.status == RewardStatus::Approved && r.claim_deadline.is_some_and(|d| self.now() >= d) {
+            RewardStatus::Expired
+        } else {
+            r.status
+        }
+    }
+
     async fn wrong_state(&self, actor: &Actor, r: &Reward, attempted: &'static str) -> DomainError {
         let mut ev = NewEvent::by(actor, Action::AccessDenied, self.now());
         ev.target = Some(r.id.clone());
@@ -349,7 +358,7 @@ impl Vault {
             attempted,
             ev,
             "invalid_state",
-            format!("the reward is {}", r.status.as_str()),
+            format!("the reward is {}", self.shown_status(r).as_str()),
         )
         .await
     }
@@ -433,29 +442,31 @@ impl Vault {
             anonymous: rec.anonymous,
         };
         let mut awards: Vec<Award> = Vec::new();
+        // Each report's own eligibility first; the first eligible one (by acceptance) wins.
         let mut winner: Option<(usize, vault_policy::Quote)> = None;
+        let mut own_reason: Vec<Option<String>> = Vec::with_capacity(reports.len());
         for (i, (rep, rec)) in reports.iter().enumerate() {
             let mut q_in = input.clone();
             q_in.reporter = reporter_facts(rep, rec);
             let quote = crate::rewards::compute_quote(&set, &q_in)?;
-            let reason = if winner.is_some() {
-                Some("not_first_reporter".to_owned())
-            } else if !quote.eligible {
-                Some(
+            if quote.eligible {
+                own_reason.push(None);
+                if winner.is_none() {
+                    winner = Some((i, quote));
+                }
+            } else {
+                own_reason.push(Some(
                     quote
                         .reason
                         .map(|r| r.code().to_owned())
                         .unwrap_or_else(|| "not_eligible".to_owned()),
-                )
-            } else {
-                winner = Some((i, quote));
-                None
-            };
+                ));
+            }
             awards.push(Award {
                 pseudonym: rec.pseudonym.clone(),
                 reporter_id: rec.reporter_id.clone(),
                 amount: Decimal::ZERO,
-                reason,
+                reason: None,
                 anonymous: rec.anonymous,
                 claimed_at: None,
             });
@@ -468,13 +479,17 @@ impl Vault {
             });
         };
         let total = quote.amount.as_decimal();
-        // The joint group of the first eligible report shares one award.
+        // The joint group of the first eligible report shares one award, among its eligible
+        // members only: an excluded co-signatory is never paid, whatever its place.
         let group = reports.get(wi).and_then(|(rep, _)| rep.joint_group.clone());
         let mut members: Vec<usize> = match &group {
             Some(g) => reports
                 .iter()
                 .enumerate()
-                .filter(|(_, (rep, _))| rep.joint_group.as_deref() == Some(g.as_str()))
+                .filter(|(i, (rep, _))| {
+                    rep.joint_group.as_deref() == Some(g.as_str())
+                        && own_reason.get(*i).is_some_and(Option::is_none)
+                })
                 .map(|(i, _)| i)
                 .collect(),
             None => vec![wi],
@@ -484,6 +499,13 @@ impl Vault {
                 .get(*i)
                 .map(|(rep, rec)| (rep.signatory_order.unwrap_or(u32::MAX), rec.received_at))
         });
+        for (i, award) in awards.iter_mut().enumerate() {
+            award.reason = match own_reason.get(i).cloned().flatten() {
+                Some(r) => Some(r),
+                None if members.contains(&i) => None,
+                None => Some("not_first_reporter".to_owned()),
+            };
+        }
         let mut shares: BTreeMap<usize, Decimal> = BTreeMap::new();
         match (policy.joint(), members.len()) {
             (Joint::EqualSplit, n) if n > 1 => {
@@ -500,11 +522,14 @@ impl Vault {
                 }
             }
         }
-        // Per-reporter monthly caps, across cases, through the vault's own record link.
+        // Per-reporter monthly caps, across cases, through the vault's own record link. Read
+        // and written in one transaction that holds the filing lock, so two filings at once
+        // cannot both use the same room under the cap.
         let kind = input.outcome.kind;
         let month = month_of(input.verified_on);
         let cap = policy.monthly_cap(kind).map(|m| m.as_decimal());
-        let mut repo = self.deps.store.read().await?;
+        let mut tx = self.deps.store.begin().await?;
+        tx.lock_reward_filing().await?;
         for (i, award) in awards.iter_mut().enumerate() {
             let Some(share) = shares.get(&i) else {
                 // Co-signatories of a first-signatory award are part of the one award.
@@ -516,7 +541,7 @@ impl Vault {
             award.reason = None;
             let mut amount = *share;
             if let Some(cap) = cap {
-                let used = repo
+                let used = tx
                     .awarded_in_month(&award.reporter_id, kind_str(kind), &month)
                     .await?;
                 let room = (cap - used).max(Decimal::ZERO);
@@ -527,7 +552,6 @@ impl Vault {
             }
             award.amount = money(amount);
         }
-        drop(repo);
         let total: Decimal = awards.iter().map(|a| a.amount).sum();
         let threshold = policy
             .dual_approval_threshold()
@@ -559,7 +583,6 @@ impl Vault {
         let ev = self
             .reward_event(actor, &reward, Action::RewardFiled)
             .with_detail("policy_version", reward.policy_version.clone());
-        let mut tx = self.deps.store.begin().await?;
         tx.insert_reward(&reward, kind_str(kind), &month).await?;
         tx.append_event(&ev).await.map_err(audit_err)?;
         tx.commit().await?;
@@ -765,14 +788,13 @@ impl Vault {
         }
         let expected = r.version;
         let now = self.now();
-        let base = r.claim_deadline.unwrap_or(now).max(
-            // An expired window is extended from today's end, not from the past.
-            if r.status == RewardStatus::Expired {
-                claim_deadline(now, 0)
-            } else {
-                now
-            },
-        );
+        // A window still open is extended from its end; a closed one (whether or not the job
+        // has marked it expired) from the end of today, so deadlines stay at 24:00 CST.
+        let base = if self.shown_status(&r) == RewardStatus::Expired {
+            claim_deadline(now, 0)
+        } else {
+            r.claim_deadline.unwrap_or_else(|| claim_deadline(now, 0))
+        };
         r.claim_deadline = Some(base + time::Duration::days(i64::from(days)));
         r.status = RewardStatus::Approved;
         r.extensions.push(Extension {

@@ -36,11 +36,14 @@ pub enum VerifyError {
     /// A checkpoint's root differs from the recomputed one: the log changed at or before
     /// `first_bad_index_at_most`.
     #[error(
-        "checkpoint for tree size {size}: root does not match the log (the first bad index is below {size})"
+        "checkpoint for tree size {size}: root does not match the log (the first bad index is in [{from}, {size}))"
     )]
     Root {
         /// The checkpoint's size.
         size: u64,
+        /// The size of the last checkpoint that verified (0 if none): the change lies at or
+        /// after this index.
+        from: u64,
     },
     /// A checkpoint covers more events than the log has: truncated or rolled back.
     #[error(
@@ -60,7 +63,8 @@ impl VerifyError {
         match self {
             VerifyError::Leaf { index, .. } => Some(*index),
             VerifyError::Truncated { log_size, .. } => Some(*log_size),
-            _ => None,
+            VerifyError::Root { from, .. } => Some(*from),
+            VerifyError::Signature { .. } => None,
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct LogVerifier {
     /// Parsed checkpoints by size, waiting for the log to reach them.
     pending: BTreeMap<u64, Checkpoint>,
     checked: u64,
+    last_good: u64,
 }
 
 impl LogVerifier {
@@ -90,7 +95,12 @@ impl LogVerifier {
         let mut pending = BTreeMap::new();
         for note in notes {
             let cp = verifier.verify(note).map_err(|_| VerifyError::Signature {
-                size: Checkpoint::parse_body(note.split("\n\n").next().unwrap_or(""))
+                // The body is everything up to and including the newline before the blank
+                // line that starts the signatures.
+                size: note
+                    .rfind("\n\n")
+                    .and_then(|i| note.get(..=i))
+                    .and_then(|body| Checkpoint::parse_body(body).ok())
                     .map(|c| c.size)
                     .unwrap_or(0),
             })?;
@@ -100,6 +110,7 @@ impl LogVerifier {
             frontier: Frontier::new(),
             pending,
             checked: 0,
+            last_good: 0,
         };
         v.check_due()?;
         Ok(v)
@@ -109,9 +120,13 @@ impl LogVerifier {
         let size = self.frontier.size();
         if let Some(cp) = self.pending.remove(&size) {
             if cp.root != self.frontier.root() {
-                return Err(VerifyError::Root { size });
+                return Err(VerifyError::Root {
+                    size,
+                    from: self.last_good,
+                });
             }
             self.checked += 1;
+            self.last_good = size;
         }
         Ok(())
     }
@@ -136,6 +151,24 @@ impl LogVerifier {
                 reason: "log too large",
             })?;
         self.check_due()
+    }
+
+    /// Like [`LogVerifier::push`], also comparing the leaf's hash with the hash the store
+    /// kept in its tree: a leaf edited in place is then named at its exact index.
+    pub fn push_with_stored_hash(
+        &mut self,
+        leaf: &[u8],
+        stored: Option<[u8; 32]>,
+    ) -> Result<(), VerifyError> {
+        if let Some(h) = stored
+            && h != leaf_hash(leaf)
+        {
+            return Err(VerifyError::Leaf {
+                index: self.frontier.size(),
+                reason: "the leaf differs from the hash stored in the tree when it was appended",
+            });
+        }
+        self.push(leaf)
     }
 
     /// Leaves checked so far.

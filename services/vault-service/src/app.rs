@@ -426,7 +426,8 @@ async fn run_checkpointer(
     every: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let poll = Duration::from_secs(1).min(every);
+    // Often enough that "every N events" holds under a burst, not only at the next second.
+    let poll = Duration::from_millis(250).min(every);
     let mut last_size = 0u64;
     let mut last_at = tokio::time::Instant::now();
     loop {

@@ -10,6 +10,8 @@
 mod migrate;
 mod repo;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -85,6 +87,9 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct SqlStore {
     engine: Engine,
+    /// Set when a write failed at the database (begin or commit): the writer connection is
+    /// then replaced when it returns to the pool, so the store recovers once the fault clears.
+    writer_broken: Arc<AtomicBool>,
     /// The access trail's right-hand frontier after the last commit this process made; used
     /// only when its size still equals the log's (another replica may have appended).
     frontier: repo::FrontierCache,
@@ -92,6 +97,14 @@ pub struct SqlStore {
     /// access trail's indexes are assigned one transaction at a time.
     writer: AnyPool,
     reader: AnyPool,
+}
+
+/// A connection goes back to the pool only outside a transaction. A COMMIT that failed (disk
+/// full, file made read-only) leaves it inside one; closing it lets the next request start
+/// clean, so the service recovers by itself once the fault clears.
+fn release_ok(conn: &mut sqlx::AnyConnection) -> bool {
+    use sqlx::Connection as _;
+    !conn.is_in_transaction()
 }
 
 pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
@@ -120,6 +133,7 @@ impl SqlStore {
             .map_err(|_| StoreError::Unavailable("the database URL could not be parsed".into()))?;
         // Statement logging would put bound parameters (pseudonyms, ids) in the log.
         connect = connect.disable_statement_logging();
+        let writer_broken = Arc::new(AtomicBool::new(false));
         let (writer, reader) = match engine {
             Engine::Sqlite => {
                 let sync = match opts.sqlite_sync {
@@ -134,11 +148,23 @@ impl SqlStore {
                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=2000;"
                     }
                 };
-                let make = |max: u32| {
+                let make = |max: u32, broken: Option<Arc<AtomicBool>>| {
                     AnyPoolOptions::new()
                         .max_connections(max)
                         .min_connections(1)
                         .acquire_timeout(opts.acquire_timeout)
+                        // sqlx 0.9.0's idle reaper can spin forever (launchbadge/sqlx#3645):
+                        // SQLite connections are cheap to keep, so keep them.
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                        .after_release(move |conn, _| {
+                            // After a failed write the SQLite handle may keep failing (an I/O
+                            // error in WAL mode): replace it rather than reuse it.
+                            let replace = broken
+                                .as_ref()
+                                .is_some_and(|b| b.swap(false, Ordering::SeqCst));
+                            Box::pin(async move { Ok(!replace && release_ok(conn)) })
+                        })
                         .after_connect(move |conn, _| {
                             Box::pin(async move {
                                 conn.execute(sqlx::raw_sql(pragmas)).await?;
@@ -146,11 +172,11 @@ impl SqlStore {
                             })
                         })
                 };
-                let writer = make(1)
+                let writer = make(1, Some(writer_broken.clone()))
                     .connect_with(connect.clone())
                     .await
                     .map_err(unavailable)?;
-                let reader = make(opts.max_connections.max(1))
+                let reader = make(opts.max_connections.max(1), None)
                     .connect_with(connect)
                     .await
                     .map_err(unavailable)?;
@@ -160,6 +186,9 @@ impl SqlStore {
                 let pool = AnyPoolOptions::new()
                     .max_connections(opts.max_connections.max(2))
                     .acquire_timeout(opts.acquire_timeout)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .after_release(|conn, _| Box::pin(async move { Ok(release_ok(conn)) }))
                     // A blocked append must fail promptly (503), never hang the request.
                     .after_connect(|conn, _| {
                         Box::pin(async move {
@@ -179,6 +208,7 @@ impl SqlStore {
         };
         Ok(SqlStore {
             engine,
+            writer_broken,
             frontier: repo::FrontierCache::default(),
             writer,
             reader,
@@ -230,6 +260,33 @@ impl SqlStore {
             .collect()
     }
 
+    /// The leaf hashes kept in the tree (level-0 nodes) for indexes `[start, start+limit)`.
+    pub async fn leaf_hashes(
+        &self,
+        start: u64,
+        limit: u32,
+    ) -> Result<std::collections::HashMap<u64, [u8; 32]>, StoreError> {
+        use sqlx::Row;
+        let start_i = i64::try_from(start).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT idx, hash FROM audit_nodes WHERE level = 0 AND idx >= $1 AND idx < $2",
+        )
+        .bind(start_i)
+        .bind(start_i.saturating_add(i64::from(limit)))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        let mut out = std::collections::HashMap::with_capacity(rows.len());
+        for r in rows {
+            let idx: i64 = r.try_get("idx").map_err(unavailable)?;
+            let hash: Vec<u8> = r.try_get("hash").map_err(unavailable)?;
+            if let (Ok(i), Ok(h)) = (u64::try_from(idx), <[u8; 32]>::try_from(hash)) {
+                out.insert(i, h);
+            }
+        }
+        Ok(out)
+    }
+
     /// The engine.
     pub fn engine_kind(&self) -> Engine {
         self.engine
@@ -251,12 +308,14 @@ impl Store for SqlStore {
             Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
             Engine::Postgres => self.writer.begin().await,
         }
-        .map_err(unavailable)?;
-        Ok(Box::new(SqlConn::tx(
-            tx,
-            self.engine,
-            self.frontier.clone(),
-        )))
+        .map_err(|e| {
+            self.writer_broken.store(true, Ordering::SeqCst);
+            unavailable(e)
+        })?;
+        Ok(Box::new(
+            SqlConn::tx(tx, self.engine, self.frontier.clone())
+                .with_broken_flag(self.writer_broken.clone()),
+        ))
     }
 
     async fn read(&self) -> Result<Box<dyn Repo>, StoreError> {
@@ -286,6 +345,25 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        tx.rollback().await.map_err(unavailable)
+        tx.rollback().await.map_err(unavailable)?;
+        // And one write that really reaches the file: a database that can no longer be
+        // written (read-only, disk full) fails here even though the rollback above succeeds.
+        let mut tx = match self.engine {
+            Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => self.writer.begin().await,
+        }
+        .map_err(unavailable)?;
+        sqlx::query("DELETE FROM rv_heartbeat WHERE id = 1")
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query("INSERT INTO rv_heartbeat (id, at) VALUES (1, 0)")
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(|e| {
+            self.writer_broken.store(true, Ordering::SeqCst);
+            unavailable(e)
+        })
     }
 }

@@ -45,10 +45,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../../migrations/sqlite/0005_event_record_index.sql"),
         postgres: include_str!("../../../migrations/postgres/0005_event_record_index.sql"),
     },
+    Migration {
+        version: 6,
+        name: "heartbeat",
+        sqlite: include_str!("../../../migrations/sqlite/0006_heartbeat.sql"),
+        postgres: include_str!("../../../migrations/postgres/0006_heartbeat.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.
-pub const LATEST: i64 = 5;
+pub const LATEST: i64 = 6;
 
 pub(crate) async fn run(pool: &AnyPool, engine: Engine) -> Result<(), StoreError> {
     let mut tx = match engine {

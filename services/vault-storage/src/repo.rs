@@ -54,6 +54,8 @@ pub struct SqlConn {
     /// The frontier after this transaction's appends; published to the cache on commit only,
     /// so a rolled-back append never poisons it.
     pending: Option<Frontier>,
+    /// Raised when the commit fails, so the pool replaces the connection.
+    broken: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl SqlConn {
@@ -67,7 +69,13 @@ impl SqlConn {
             engine,
             frontier,
             pending: None,
+            broken: None,
         }
+    }
+
+    pub(crate) fn with_broken_flag(mut self, flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.broken = Some(flag);
+        self
     }
 
     pub(crate) fn pooled(
@@ -80,6 +88,7 @@ impl SqlConn {
             engine,
             frontier,
             pending: None,
+            broken: None,
         }
     }
 
@@ -902,6 +911,16 @@ impl Repo for SqlConn {
             .transpose()
     }
 
+    async fn lock_reward_filing(&mut self) -> Result<(), StoreError> {
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7270002)")
+                .execute(self.c())
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
     async fn insert_reward(
         &mut self,
         r: &vault_domain::settlement::Reward,
@@ -1172,7 +1191,12 @@ impl Tx for SqlConn {
         let this = *self;
         match this.inner {
             Inner::Tx(t) => {
-                t.commit().await.map_err(unavailable)?;
+                if let Err(e) = t.commit().await {
+                    if let Some(flag) = &this.broken {
+                        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    return Err(unavailable(e));
+                }
                 if let Some(f) = this.pending
                     && let Ok(mut cache) = this.frontier.lock()
                 {

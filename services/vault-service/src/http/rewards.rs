@@ -150,8 +150,15 @@ fn date(field: &str, s: &str) -> Result<Date, DomainError> {
         .map_err(|_| DomainError::invalid(field, "must be a date YYYY-MM-DD"))
 }
 
-fn request_hash(body: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, body).as_ref())
+/// What an Idempotency-Key names: this method on this path with this body. Binding the path
+/// keeps a key reused on another reward from replaying the first reward's answer.
+fn request_hash(path: &str, body: &[u8]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"POST ");
+    ctx.update(path.as_bytes());
+    ctx.update(b"\n");
+    ctx.update(body);
+    hex::encode(ctx.finish().as_ref())
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -188,6 +195,7 @@ async fn idempotent<F, Fut>(
     s: &AppState,
     actor: &vault_domain::model::Actor,
     headers: &HeaderMap,
+    path: &str,
     body: &[u8],
     f: F,
 ) -> ApiResult<Response>
@@ -196,7 +204,7 @@ where
     Fut: std::future::Future<Output = ApiResult<(StatusCode, RewardView)>>,
 {
     let key = idempotency_key(headers)?;
-    let hash = request_hash(body);
+    let hash = request_hash(path, body);
     if let Some(key) = &key
         && let Some((status, body)) = s.vault.idempotent_replay(actor, key, &hash).await?
     {
@@ -216,11 +224,12 @@ where
 pub async fn file_reward(
     State(s): State<AppState>,
     Authed(actor): Authed,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     RawJson(raw): RawJson,
 ) -> ApiResult<Response> {
     let parsed: FileRewardIn = parse_json(&raw)?;
-    idempotent(&s, &actor, &headers, &raw, || async {
+    idempotent(&s, &actor, &headers, uri.path(), &raw, || async {
         let j = jurisdiction("jurisdiction", &parsed.jurisdiction)?;
         let verified_on = date("verified_on", &parsed.verified_on)?;
         let mut reports = Vec::with_capacity(parsed.reports.len());
@@ -430,11 +439,12 @@ pub async fn pay_reward(
     State(s): State<AppState>,
     Authed(actor): Authed,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     RawJson(raw): RawJson,
 ) -> ApiResult<Response> {
     let p: PaymentIn = parse_json(&raw)?;
-    idempotent(&s, &actor, &headers, &raw, || async {
+    idempotent(&s, &actor, &headers, uri.path(), &raw, || async {
         let paid_on = date("paid_on", &p.paid_on)?;
         let r = s
             .vault
