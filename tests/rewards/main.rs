@@ -35,12 +35,14 @@ macro_rules! both_engines {
     };
 }
 
+mod cancel;
 mod cli;
 mod concurrency;
 mod determination;
 mod harness;
 mod payee;
 mod quote;
+mod receipts;
 mod states;
 mod stats;
 mod window;

@@ -71,6 +71,8 @@ pub enum Action {
     RewardExpired,
     /// A receipt was issued to a reporter (through the case system).
     ReceiptIssued,
+    /// The filer withdrew a reward before any decision.
+    RewardCancelled,
 }
 
 impl Action {
@@ -100,6 +102,7 @@ impl Action {
             Self::RewardPaid => "reward_paid",
             Self::RewardExpired => "reward_expired",
             Self::ReceiptIssued => "receipt_issued",
+            Self::RewardCancelled => "reward_cancelled",
         }
     }
 }

@@ -763,6 +763,33 @@ impl Vault {
         Ok(r)
     }
 
+    /// The filer withdraws a reward before any decision (filed in error, outcome overturned).
+    pub async fn cancel_reward(
+        &self,
+        actor: &Actor,
+        id: &str,
+        reason: &str,
+    ) -> Result<Reward, DomainError> {
+        self.require_role(actor, &[Role::CaseSystem], "cancel rewards")
+            .await?;
+        let reason = reason.trim();
+        if reason.chars().count() < 2 || reason.chars().count() > 2000 {
+            return Err(DomainError::invalid("reason", "must be 2–2000 characters"));
+        }
+        let mut r = self.reward_in_scope(actor, id, "cancel rewards").await?;
+        if r.status != RewardStatus::PendingApproval {
+            return Err(self.wrong_state(actor, &r, "cancel rewards").await);
+        }
+        let expected = r.version;
+        r.status = RewardStatus::Cancelled;
+        r.rejection_reason = Some(reason.to_owned());
+        r.version += 1;
+        let ev = self.reward_event(actor, &r, Action::RewardCancelled);
+        self.save_transition(actor, &r, expected, ev, Vec::new())
+            .await?;
+        Ok(r)
+    }
+
     /// Finance extends the claim window (also reopens an expired reward).
     pub async fn extend_reward(
         &self,
@@ -1314,5 +1341,47 @@ impl Vault {
             }
         }
         Ok(out)
+    }
+}
+
+/// Figures for `/metrics`: no identifiers, only counts.
+#[derive(Debug, Clone, Default)]
+pub struct SettlementGauges {
+    /// Rewards per status (as callers see it).
+    pub by_status: BTreeMap<&'static str, u64>,
+    /// Approved rewards whose claim window closes within 7 days.
+    pub closing_within_7_days: u64,
+    /// Rewards waiting for approval more than 15 days.
+    pub approvals_waiting_over_15_days: u64,
+}
+
+impl Vault {
+    /// Counts for the metrics endpoint (system-wide; no record is named).
+    pub async fn settlement_gauges(&self) -> Result<SettlementGauges, DomainError> {
+        let now = self.now();
+        let all = self
+            .deps
+            .store
+            .read()
+            .await?
+            .rewards_between(None, None)
+            .await?;
+        let mut g = SettlementGauges::default();
+        for r in &all {
+            let shown = self.shown_status(r);
+            *g.by_status.entry(shown.as_str()).or_default() += 1;
+            if shown == RewardStatus::Approved
+                && r.claim_deadline
+                    .is_some_and(|d| d <= now + time::Duration::days(7))
+            {
+                g.closing_within_7_days += 1;
+            }
+            if r.status == RewardStatus::PendingApproval
+                && r.created_at <= now - time::Duration::days(15)
+            {
+                g.approvals_waiting_over_15_days += 1;
+            }
+        }
+        Ok(g)
     }
 }

@@ -29,10 +29,11 @@ const METHODS: [&str; 8] = [
 ];
 
 /// The routes that need no token (every other route answers 401 without one).
-const UNAUTHENTICATED: [&str; 5] = [
+const UNAUTHENTICATED: [&str; 6] = [
     "/healthz",
     "/readyz",
     "/openapi.json",
+    "/metrics",
     "/v1/audit/public-key",
     "/v1/receipts/public-key",
 ];
@@ -406,6 +407,7 @@ fn enums_are_exactly_the_domain_wire_names() {
         RewardPaid,
         RewardExpired,
         ReceiptIssued,
+        RewardCancelled,
     );
     assert_eq!(
         doc_enum(&doc, "AuditAction"),

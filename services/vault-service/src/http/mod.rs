@@ -63,6 +63,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/openapi.json"),
+    ("get", "/metrics"),
     ("post", "/v1/principals"),
     ("delete", "/v1/principals/{id}"),
     ("post", "/v1/reporters"),
@@ -90,6 +91,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/rewards/{id}"),
     ("post", "/v1/rewards/{id}/approve"),
     ("post", "/v1/rewards/{id}/reject"),
+    ("post", "/v1/rewards/{id}/cancel"),
     ("post", "/v1/rewards/{id}/claims"),
     ("post", "/v1/rewards/{id}/extend"),
     ("get", "/v1/rewards/{id}/payee"),
@@ -106,6 +108,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
         .route("/v1/principals", post(create_principal))
         .route("/v1/principals/{id}", delete(revoke_principal))
         .route("/v1/reporters", post(seal))
@@ -137,6 +140,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/rewards/{id}", get(rewards::get_reward))
         .route("/v1/rewards/{id}/approve", post(rewards::approve_reward))
         .route("/v1/rewards/{id}/reject", post(rewards::reject_reward))
+        .route("/v1/rewards/{id}/cancel", post(rewards::cancel_reward))
         .route("/v1/rewards/{id}/claims", post(rewards::claim_reward))
         .route("/v1/rewards/{id}/extend", post(rewards::extend_reward))
         .route("/v1/rewards/{id}/payee", get(rewards::payee))
@@ -594,4 +598,48 @@ async fn receipt(
 
 async fn statement_key(State(s): State<AppState>) -> Response {
     text(format!("{}\n", s.vault.statement_public_key()))
+}
+
+/// Prometheus text exposition: counts only, never an identifier.
+async fn metrics(State(s): State<AppState>) -> Response {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP rv_up Whether the service answers.\n# TYPE rv_up gauge\nrv_up 1"
+    );
+    if let Ok(head) = s.vault.tree_head().await {
+        let _ = writeln!(
+            out,
+            "# HELP rv_audit_tree_size Events in the access trail.\n# TYPE rv_audit_tree_size gauge\nrv_audit_tree_size {}",
+            head.size
+        );
+    }
+    if let Ok(g) = s.vault.settlement_gauges().await {
+        let _ = writeln!(
+            out,
+            "# HELP rv_rewards Rewards by status.\n# TYPE rv_rewards gauge"
+        );
+        for (status, n) in &g.by_status {
+            let _ = writeln!(out, "rv_rewards{{status=\"{status}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rv_reward_claim_windows_closing Approved rewards whose claim window closes within 7 days.\n# TYPE rv_reward_claim_windows_closing gauge\nrv_reward_claim_windows_closing {}",
+            g.closing_within_7_days
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rv_reward_approvals_waiting Rewards waiting for approval more than 15 days (督办).\n# TYPE rv_reward_approvals_waiting gauge\nrv_reward_approvals_waiting {}",
+            g.approvals_waiting_over_15_days
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        out,
+    )
+        .into_response()
 }

@@ -359,6 +359,17 @@ pub async fn reject_reward(
     )))
 }
 
+pub async fn cancel_reward(
+    State(s): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ReasonIn>,
+) -> ApiResult<Json<RewardView>> {
+    Ok(Json(RewardView::of(
+        &s.vault.cancel_reward(&actor, &id, &body.reason).await?,
+    )))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendIn {
