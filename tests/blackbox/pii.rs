@@ -289,6 +289,81 @@ async fn seeded_identities_never_reach_logs_error_bodies_or_storage(engine: Engi
         pseudonyms.push(ps);
     }
 
+    // A reward carried to payment: payee details go to finance (that body is the one place
+    // they appear), and never into a log, another answer or the store.
+    let fin = bin
+        .call(
+            Method::POST,
+            "/v1/principals",
+            Some(&admin),
+            Body::Json(mk("finance", "140000")),
+        )
+        .await
+        .expect(201, "finance");
+    let fin_t = fin["token"].as_str().expect("token").to_owned();
+    let r = bin
+        .call(
+            Method::POST,
+            "/v1/rewards",
+            Some(&cs_t),
+            Body::Json(json!({
+                "case_ref": "SX-PII-0", "jurisdiction": "140100", "verified_on": "2026-11-25",
+                "industry": "hazardous_chemicals",
+                "outcome": {"kind": "major_hazard", "penalty": "20000.00"},
+                "reports": [{"pseudonym": pseudonyms[0]}]})),
+        )
+        .await;
+    let reward = r.expect(201, "file reward")["id"]
+        .as_str()
+        .expect("reward id")
+        .to_owned();
+    answers.push(("file reward".into(), r));
+    for (what, method, path, token, body) in [
+        (
+            "approve reward",
+            Method::POST,
+            format!("/v1/rewards/{reward}/approve"),
+            &fin_t,
+            Body::None,
+        ),
+        (
+            "claim reward",
+            Method::POST,
+            format!("/v1/rewards/{reward}/claims"),
+            &cs_t,
+            Body::Json(json!({"pseudonym": pseudonyms[0], "identity_checked": true})),
+        ),
+    ] {
+        let r = bin.call(method, &path, Some(token), body).await;
+        r.expect(200, what);
+        answers.push((what.into(), r));
+    }
+    let payee = bin
+        .call(
+            Method::GET,
+            &format!("/v1/rewards/{reward}/payee"),
+            Some(&fin_t),
+            Body::None,
+        )
+        .await;
+    let payee_body = payee.expect(200, "payee");
+    assert!(
+        payee_body["payees"][0]["bank_account"].is_string(),
+        "the payee answer carries the bank account: {payee_body}"
+    );
+    let r = bin
+        .call(
+            Method::POST,
+            &format!("/v1/rewards/{reward}/payments"),
+            Some(&fin_t),
+            Body::Json(
+                json!({"payment_ref": "PAY-PII-1", "amount": "3000.00", "paid_on": "2026-11-28"}),
+            ),
+        )
+        .await;
+    r.expect(201, "payment");
+    answers.push(("payment".into(), r));
+
     // Bad inputs that carry the seeded values.
     let zs = &people[0].identity;
     let bad_bodies: Vec<(&str, Body)> = vec![
