@@ -84,6 +84,7 @@ fn extra_checkpoints(paths: &[std::path::PathBuf]) -> Result<Vec<String>, AuditC
 pub async fn verify_store(
     opened: &OpenedVault,
     saved: &[std::path::PathBuf],
+    strict: bool,
 ) -> Result<VerifyReport, AuditCliError> {
     let verifier = NoteVerifier::parse(&opened.vault.log_public_key()).map_err(other)?;
     let mut repo = opened.store.read().await.map_err(other)?;
@@ -96,34 +97,20 @@ pub async fn verify_store(
         .collect();
     notes.extend(extra_checkpoints(saved)?);
     let total = repo.event_count().await.map_err(other)?;
-    let mut v = LogVerifier::new(verifier, &notes)?;
+    let mut v = LogVerifier::new(verifier, &notes)?.strict(strict);
     let pb = bar(total);
+    drop(repo);
     loop {
-        let page = repo.events(v.size(), PAGE).await;
-        let page = match page {
-            Ok(p) => p,
-            // A leaf that no longer parses is reported at its index, not as a read error.
-            Err(vault_domain::ports::StoreError::Corrupt(_)) => {
-                let raw = raw_leaves(opened, v.size(), PAGE).await?;
-                for leaf in &raw {
-                    v.push(leaf)?;
-                }
-                if raw.is_empty() {
-                    break;
-                }
-                pb.set_position(v.size());
-                continue;
-            }
-            Err(e) => return Err(other(e)),
-        };
+        // Raw bytes, never parsed by the store: a leaf that no longer parses is reported at
+        // its index by the verifier, not as a read error.
+        let first = v.size();
+        let page = opened.store.raw_leaves(first, PAGE).await.map_err(other)?;
         if page.is_empty() {
             break;
         }
-        let first = v.size();
         let stored = opened.store.leaf_hashes(first, PAGE).await.map_err(other)?;
-        for (i, (_, leaf)) in page.iter().enumerate() {
-            let index = first + i as u64;
-            let kept = stored.get(&index).copied();
+        for (i, leaf) in page.iter().enumerate() {
+            let kept = stored.get(&(first + i as u64)).copied();
             v.push_with_stored_hash(leaf, kept)?;
         }
         pb.set_position(v.size());
@@ -132,19 +119,12 @@ pub async fn verify_store(
     Ok(v.finish()?)
 }
 
-async fn raw_leaves(
-    opened: &OpenedVault,
-    start: u64,
-    limit: u32,
-) -> Result<Vec<Vec<u8>>, AuditCliError> {
-    opened.store.raw_leaves(start, limit).await.map_err(other)
-}
-
 /// Verifies an exported file against a verifier key given out of band.
 pub fn verify_file(
     path: &Path,
     verifier_key: &str,
     saved: &[std::path::PathBuf],
+    strict: bool,
 ) -> Result<VerifyReport, AuditCliError> {
     let verifier = NoteVerifier::parse(verifier_key.trim())
         .map_err(|_| other("--public-key is not a note verifier key"))?;
@@ -161,7 +141,7 @@ pub fn verify_file(
             notes.push(note);
         }
     }
-    let mut v = LogVerifier::new(verifier, &notes)?;
+    let mut v = LogVerifier::new(verifier, &notes)?.strict(strict);
     let pb = bar(0);
     for line in read()?.lines() {
         let line = line.map_err(other)?;

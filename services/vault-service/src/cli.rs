@@ -111,6 +111,9 @@ struct AuditVerifyArgs {
     /// A checkpoint saved earlier (repeatable): the log must still contain it.
     #[arg(long)]
     checkpoint: Vec<PathBuf>,
+    /// Also prove every leaf is a canonical, well-formed event (about 4x slower).
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Args)]
@@ -396,14 +399,15 @@ async fn run(command: Command) -> Result<(), StartError> {
         } => {
             let report = match (&args.file, &args.public_key) {
                 (Some(file), Some(key)) => {
-                    crate::audit_cli::verify_file(file, key, &args.checkpoint)
+                    crate::audit_cli::verify_file(file, key, &args.checkpoint, args.strict)
                 }
                 (Some(_), None) => {
                     return Err(StartError::Config("--file needs --public-key".into()));
                 }
                 (None, _) => {
                     let opened = args.store.vault_config()?.open(clock, rng).await?;
-                    let r = crate::audit_cli::verify_store(&opened, &args.checkpoint).await;
+                    let r = crate::audit_cli::verify_store(&opened, &args.checkpoint, args.strict)
+                        .await;
                     opened.store.close().await;
                     r
                 }
