@@ -1134,10 +1134,7 @@ impl Repo for SqlConn {
             .await
             .map_err(unavailable)?
             .iter()
-            .map(|r| {
-                let leaf: Vec<u8> = get(r, "leaf")?;
-                Event::parse_leaf(&leaf).ok_or_else(|| corrupt("event leaf"))
-            })
+            .map(event_of)
             .collect()
     }
 
@@ -1167,10 +1164,7 @@ impl Repo for SqlConn {
         .await
         .map_err(unavailable)?
         .iter()
-        .map(|r| {
-            let leaf: Vec<u8> = get(r, "leaf")?;
-            Event::parse_leaf(&leaf).ok_or_else(|| corrupt("event leaf"))
-        })
+        .map(event_of)
         .collect()
     }
 
@@ -1207,6 +1201,12 @@ impl Tx for SqlConn {
             Inner::Pooled(_) => Ok(()),
         }
     }
+}
+
+/// An event from its stored leaf bytes (which must be canonical).
+fn event_of(row: &AnyRow) -> Result<Event, StoreError> {
+    let leaf: Vec<u8> = get(row, "leaf")?;
+    Event::parse_leaf(&leaf).ok_or_else(|| corrupt("event leaf"))
 }
 
 fn reward_of(row: &AnyRow) -> Result<vault_domain::settlement::Reward, StoreError> {
