@@ -87,8 +87,8 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct SqlStore {
     engine: Engine,
-    /// Set when a write failed at the database (begin or commit): the writer connection is
-    /// then replaced when it returns to the pool, so the store recovers once the fault clears.
+    /// Set when a COMMIT failed at the database: the writer connection is then replaced when
+    /// it returns to the pool, so the store recovers once the fault clears.
     writer_broken: Arc<AtomicBool>,
     /// The access trail's right-hand frontier after the last commit this process made; used
     /// only when its size still equals the log's (another replica may have appended).
@@ -105,6 +105,20 @@ pub struct SqlStore {
 fn release_ok(conn: &mut sqlx::AnyConnection) -> bool {
     use sqlx::Connection as _;
     !conn.is_in_transaction()
+}
+
+/// SQLITE_BUSY / SQLITE_LOCKED, or no pooled connection in time: waiting, not broken.
+fn is_lock_wait(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => {
+            matches!(
+                db.code().as_deref(),
+                Some("5") | Some("6") | Some("517") | Some("262")
+            ) || db.message().contains("locked")
+        }
+        _ => false,
+    }
 }
 
 pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
@@ -309,7 +323,12 @@ impl Store for SqlStore {
             Engine::Postgres => self.writer.begin().await,
         }
         .map_err(|e| {
-            self.writer_broken.store(true, Ordering::SeqCst);
+            // A BEGIN that waited out another process's lock leaves the connection healthy:
+            // keep it (reconnecting would wait for the lock again). Any other failure (an I/O
+            // error on a file that turned read-only) marks it for replacement.
+            if !is_lock_wait(&e) {
+                self.writer_broken.store(true, Ordering::SeqCst);
+            }
             unavailable(e)
         })?;
         Ok(Box::new(
