@@ -10,7 +10,6 @@ use std::time::Duration;
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -37,8 +36,6 @@ pub enum Engine {
 /// Where the manual clock starts: Friday 2026-11-20, 12:00 China Standard Time.
 pub const T0: OffsetDateTime = datetime!(2026-11-20 12:00:00 +08:00);
 
-const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     SystemRandomSource
@@ -51,84 +48,9 @@ pub fn random_hex(bytes: usize) -> String {
 // PostgreSQL: one throwaway database per test
 // ------------------------------------------------------------------------------------------
 
-/// A throwaway PostgreSQL database, dropped (best effort) with this value.
-pub struct PgDb {
-    name: String,
-    url: String,
-    admin_url: String,
-}
-
-fn pg_base(url: &str) -> (String, String) {
-    let (without_query, query) = match url.split_once('?') {
-        Some((u, q)) => (u.to_owned(), format!("?{q}")),
-        None => (url.to_owned(), String::new()),
-    };
-    let scheme_end = without_query.find("://").map_or(0, |i| i + 3);
-    let base = match without_query[scheme_end..].find('/') {
-        Some(i) => without_query[..scheme_end + i].to_owned(),
-        None => without_query,
-    };
-    (base, query)
-}
-
-impl PgDb {
-    /// Creates `rv_rewards_<hex>`; panics — never skips — when the server is unreachable.
-    async fn create() -> PgDb {
-        let admin_url = std::env::var("RV_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
-        let mut conn = match tokio::time::timeout(
-            Duration::from_secs(15),
-            PgConnection::connect(&admin_url),
-        )
-        .await
-        {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => panic!(
-                "PostgreSQL is unreachable at {admin_url} ({e}); the PostgreSQL tests must run: \
-                 start the server or point RV_TEST_PG_URL at one"
-            ),
-            Err(_) => panic!("PostgreSQL at {admin_url} did not answer within 15 s"),
-        };
-        let name = format!("rv_rewards_{}", random_hex(8));
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-        let _ = conn.close().await;
-        let (base, query) = pg_base(&admin_url);
-        PgDb {
-            url: format!("{base}/{name}{query}"),
-            name,
-            admin_url,
-        }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(mut c) = PgConnection::connect(&admin_url).await {
-                    let _ = sqlx::query(AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut c)
-                    .await;
-                    let _ = c.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
+#[path = "../support/pgdb.rs"]
+mod pgdb;
+use pgdb::PgDb;
 
 // ------------------------------------------------------------------------------------------
 // Answers
@@ -329,7 +251,7 @@ pub async fn spawn_with_policies(engine: Engine, policies: &Path) -> TestApp {
                     10,
                 )
                 .expect("save the keyring");
-            (Some(PgDb::create().await), Some(pass))
+            (Some(PgDb::create("rv_rewards").await), Some(pass))
         }
     };
     let cfg = ServeConfig {
