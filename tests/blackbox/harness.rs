@@ -445,6 +445,7 @@ pub fn serve_config(storage: &Storage, opts: &Options) -> ServeConfig {
             // the shipped ones.
             policies_dir: None,
             settlement: Default::default(),
+            ops: Default::default(),
         },
         listen: "127.0.0.1:0".parse().expect("address"),
         max_body: opts.max_body,
@@ -452,6 +453,8 @@ pub fn serve_config(storage: &Storage, opts: &Options) -> ServeConfig {
         demo: false,
         checkpoint_every_events: 1000,
         checkpoint_every: Duration::from_secs(60),
+        limits: Default::default(),
+        body_timeout: Duration::from_secs(10),
     }
 }
 

@@ -265,6 +265,7 @@ pub async fn spawn_with_policies(engine: Engine, policies: &Path) -> TestApp {
             leak_traces_per_minute: 30,
             policies_dir: Some(PathBuf::from(policies)),
             settlement: Default::default(),
+            ops: Default::default(),
         },
         listen: "127.0.0.1:0".parse().expect("address"),
         max_body: 64 * 1024,
@@ -272,6 +273,8 @@ pub async fn spawn_with_policies(engine: Engine, policies: &Path) -> TestApp {
         demo: false,
         checkpoint_every_events: 100_000,
         checkpoint_every: Duration::from_secs(3600),
+        limits: Default::default(),
+        body_timeout: Duration::from_secs(10),
     };
     let clock = Arc::new(ManualClock::new(T0));
     let app = Application::build(

@@ -501,6 +501,7 @@ pub fn serve_config(storage: &Storage, opts: &Options) -> ServeConfig {
             leak_traces_per_minute: opts.leak_traces_per_minute,
             policies_dir: None,
             settlement: Default::default(),
+            ops: Default::default(),
         },
         listen: "127.0.0.1:0".parse().expect("address"),
         max_body: 64 * 1024,
@@ -509,6 +510,8 @@ pub fn serve_config(storage: &Storage, opts: &Options) -> ServeConfig {
         // Checkpoints are made by the tests, on demand; the periodic job stays quiet.
         checkpoint_every_events: 1_000_000,
         checkpoint_every: Duration::from_secs(3600),
+        limits: Default::default(),
+        body_timeout: Duration::from_secs(10),
     }
 }
 

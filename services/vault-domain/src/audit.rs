@@ -73,6 +73,24 @@ pub enum Action {
     ReceiptIssued,
     /// The filer withdrew a reward before any decision.
     RewardCancelled,
+    /// A new KEK version became active.
+    KeyRotated,
+    /// A KEK version no record used was destroyed.
+    KeyRetired,
+    /// A rewrap job was queued.
+    KeysRewrapStarted,
+    /// A rewrap job finished.
+    KeysRewrapped,
+    /// An erasure was requested.
+    ErasureRequested,
+    /// A custodian approved an erasure.
+    ErasureApproved,
+    /// A custodian denied an erasure.
+    ErasureDenied,
+    /// A reporter's envelope was destroyed (crypto-shredding).
+    ReporterErased,
+    /// The case system closed a case (retention counts from here).
+    CaseClosed,
 }
 
 impl Action {
@@ -103,6 +121,15 @@ impl Action {
             Self::RewardExpired => "reward_expired",
             Self::ReceiptIssued => "receipt_issued",
             Self::RewardCancelled => "reward_cancelled",
+            Self::KeyRotated => "key_rotated",
+            Self::KeyRetired => "key_retired",
+            Self::KeysRewrapStarted => "keys_rewrap_started",
+            Self::KeysRewrapped => "keys_rewrapped",
+            Self::ErasureRequested => "erasure_requested",
+            Self::ErasureApproved => "erasure_approved",
+            Self::ErasureDenied => "erasure_denied",
+            Self::ReporterErased => "reporter_erased",
+            Self::CaseClosed => "case_closed",
         }
     }
 }

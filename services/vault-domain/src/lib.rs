@@ -10,7 +10,9 @@ pub mod audit;
 pub mod clock;
 pub mod error;
 pub mod identity;
+pub mod lifecycle;
 pub mod model;
+pub mod obs;
 pub mod ports;
 pub mod ratelimit;
 pub mod receipts;
@@ -23,4 +25,5 @@ pub mod verify;
 
 pub use error::DomainError;
 pub use trail::{InclusionProof, LeakMatch, TreeHead};
+pub use lifecycle::{ErasureLedger, LedgerEntry, LifecycleConfig};
 pub use vault::{DisclosureConfig, Vault, VaultDeps};

@@ -226,6 +226,80 @@ pub trait Repo: Send {
     async fn events_of_record(&mut self, record: &str) -> Result<Vec<Event>, StoreError>;
     /// Rewards with a positive award to one vault record.
     async fn reward_ids_of_record(&mut self, record: &str) -> Result<Vec<String>, StoreError>;
+    /// Envelopes per KEK version (records with an envelope only).
+    async fn records_per_key_version(&mut self) -> Result<Vec<(u32, u64)>, StoreError>;
+    /// Every KEK version recorded, oldest first.
+    async fn key_version_rows(
+        &mut self,
+    ) -> Result<Vec<crate::lifecycle::KeyVersionRow>, StoreError>;
+    /// Records a KEK version (no-op if known).
+    async fn insert_key_version(
+        &mut self,
+        version: u32,
+        provider: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Marks a KEK version retired.
+    async fn retire_key_version(&mut self, version: u32, at: OffsetDateTime)
+    -> Result<(), StoreError>;
+    /// Up to `limit` records with an envelope not on KEK version `active`, by id.
+    async fn reporters_not_on_key_version(
+        &mut self,
+        active: u32,
+        limit: u32,
+    ) -> Result<Vec<ReporterRecord>, StoreError>;
+    /// How many records have an envelope not on KEK version `active`.
+    async fn count_not_on_key_version(&mut self, active: u32) -> Result<u64, StoreError>;
+    /// Replaces a record's envelope only if it is still `old_envelope` (compare-and-set).
+    async fn swap_reporter_envelope(
+        &mut self,
+        id: &str,
+        old_envelope: &[u8],
+        new_envelope: &[u8],
+        old_version: u32,
+        new_version: u32,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Stores a new job.
+    async fn insert_job(&mut self, job: &crate::lifecycle::Job) -> Result<(), StoreError>;
+    /// Updates a job's progress and state.
+    async fn update_job(&mut self, job: &crate::lifecycle::Job) -> Result<(), StoreError>;
+    /// One job.
+    async fn job(&mut self, id: &str) -> Result<Option<crate::lifecycle::Job>, StoreError>;
+    /// Queued and running jobs, oldest first.
+    async fn unfinished_jobs(&mut self) -> Result<Vec<crate::lifecycle::Job>, StoreError>;
+    /// Stores an erasure request.
+    async fn insert_erasure(&mut self, e: &crate::lifecycle::Erasure) -> Result<(), StoreError>;
+    /// One erasure request with its decisions.
+    async fn erasure(&mut self, id: &str)
+    -> Result<Option<crate::lifecycle::Erasure>, StoreError>;
+    /// Records a custodian's decision on an erasure.
+    async fn insert_erasure_decision(&mut self, id: &str, d: &Decision)
+    -> Result<(), StoreError>;
+    /// Sets an erasure's state.
+    async fn update_erasure_status(
+        &mut self,
+        id: &str,
+        status: crate::lifecycle::ErasureStatus,
+        completed_at: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError>;
+    /// Destroys a record's envelope, blind index and claim code, and marks it erased.
+    async fn erase_reporter(&mut self, id: &str, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Records (or moves) a case's closure date.
+    async fn close_case(
+        &mut self,
+        pseudonym: &str,
+        closed_on: time::Date,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Records not yet erased whose every case closed before `cutoff` and that no open reward
+    /// (pending approval, approved, claimed) still needs: (record, jurisdiction, a pseudonym).
+    async fn reporters_due_for_retention(
+        &mut self,
+        cutoff: time::Date,
+        limit: u32,
+    ) -> Result<Vec<(String, crate::values::Jurisdiction, String)>, StoreError>;
     /// Events that disclosed a value whose keyed MAC for `field` is `mac_hex`.
     async fn events_disclosing(
         &mut self,
@@ -263,6 +337,10 @@ pub enum KeyError {
     /// The keys cannot be used right now (HSM unreachable, keyring not loaded, …).
     #[error("keys unavailable: {0}")]
     Unavailable(String),
+    /// A key lifecycle request that cannot be done (retiring the active version, an unknown
+    /// version).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Where envelopes are sealed and opened, and keyed indexes computed. The local keyring is
@@ -301,6 +379,42 @@ pub trait KeyProvider: Send + Sync {
     fn sign_statement(&self, text: &str) -> Result<String, KeyError>;
     /// The statement key's note verifier key.
     fn statement_verifier_key(&self) -> String;
+
+    /// `local` (the age-protected keyring) or `pkcs11` (an HSM).
+    fn provider_kind(&self) -> &'static str;
+    /// The KEK version new envelopes are wrapped under.
+    fn active_version(&self) -> u32;
+    /// Every KEK version the provider holds, oldest first.
+    fn key_versions(&self) -> Result<Vec<KeyVersion>, KeyError>;
+    /// Creates a new KEK version (newest + 1), makes it active for new envelopes and persists
+    /// it (keyring file, or a new key object in the HSM). Returns the new version.
+    fn rotate(&self, now_unix: i64) -> Result<u32, KeyError>;
+    /// Destroys KEK `version`. Refuses the active version. The caller checks first that no
+    /// record uses it.
+    fn retire(&self, version: u32) -> Result<(), KeyError>;
+    /// Re-wraps an envelope's data key under the active version, returning the new envelope
+    /// and its version. Only the data key is unwrapped: the identity is never decrypted.
+    fn rewrap(
+        &self,
+        record_id: &str,
+        jurisdiction: &str,
+        envelope: &[u8],
+    ) -> Result<(Vec<u8>, u32), KeyError>;
+    /// Picks up versions another process created or retired (another replica, the CLI).
+    /// Returns whether anything changed.
+    fn reload(&self) -> Result<bool, KeyError>;
+    /// Whether the keys can be used right now (keyring loaded, HSM token present and logged
+    /// in). Readiness and fail-closed checks call this; it must be cheap.
+    fn check(&self) -> Result<(), KeyError>;
+}
+
+/// One KEK version held by a key provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyVersion {
+    /// Version number, as envelopes record it.
+    pub version: u32,
+    /// When it was created (Unix seconds).
+    pub created_at_unix: i64,
 }
 
 /// One message on its way to a reporter's contact. Lives only for the delivery attempt.

@@ -56,6 +56,14 @@ struct Statement<'a> {
 impl Vault {
     /// A receipt for the reporter behind `pseudonym`. The case system asks for a real-name
     /// reporter it has identified; an anonymous reporter's request must carry the claim code.
+    #[tracing::instrument(
+        name = "vault.receipt",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            with_claim_code = claim_code.is_some(),
+        )
+    )]
     pub async fn receipt(
         &self,
         actor: &Actor,

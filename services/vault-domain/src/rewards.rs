@@ -37,6 +37,13 @@ pub fn compute_quote(set: &PolicySet, input: &QuoteInput) -> Result<Quote, Domai
 
 impl Vault {
     /// Computes a reward under the policy in force (or the one named), with its trace.
+    #[tracing::instrument(
+        name = "vault.quote",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+        )
+    )]
     pub async fn quote(&self, actor: &Actor, input: &QuoteInput) -> Result<Quote, DomainError> {
         self.require_role(actor, &[Role::CaseSystem, Role::Finance], "quote rewards")
             .await?;

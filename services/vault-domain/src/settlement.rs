@@ -365,6 +365,14 @@ impl Vault {
 
     /// Files a reward case: determines the award(s) under the policy and stores them
     /// `pending_approval`.
+    #[tracing::instrument(
+        name = "vault.file_reward",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            reports = f.reports.len(),
+        )
+    )]
     pub async fn file_reward(&self, actor: &Actor, f: FileReward) -> Result<Reward, DomainError> {
         self.require_role(actor, &[Role::CaseSystem], "file rewards")
             .await?;
@@ -590,6 +598,14 @@ impl Vault {
     }
 
     /// A reward in the caller's scope.
+    #[tracing::instrument(
+        name = "vault.get_reward",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            reward_id = crate::obs::id_field(id, "rwd"),
+        )
+    )]
     pub async fn get_reward(&self, actor: &Actor, id: &str) -> Result<Reward, DomainError> {
         self.require_role(
             actor,
@@ -607,6 +623,13 @@ impl Vault {
     }
 
     /// Rewards in scope matching `filter`.
+    #[tracing::instrument(
+        name = "vault.list_rewards",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+        )
+    )]
     pub async fn list_rewards(
         &self,
         actor: &Actor,
@@ -657,6 +680,14 @@ impl Vault {
 
     /// A finance approval; the last one needed approves the reward, notifies the reporter
     /// and opens the claim window.
+    #[tracing::instrument(
+        name = "vault.approve_reward",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            reward_id = crate::obs::id_field(id, "rwd"),
+        )
+    )]
     pub async fn approve_reward(&self, actor: &Actor, id: &str) -> Result<Reward, DomainError> {
         self.require_role(actor, &[Role::Finance], "approve rewards")
             .await?;
@@ -737,6 +768,14 @@ impl Vault {
     }
 
     /// Finance rejects a pending reward.
+    #[tracing::instrument(
+        name = "vault.reject_reward",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            reward_id = crate::obs::id_field(id, "rwd"),
+        )
+    )]
     pub async fn reject_reward(
         &self,
         actor: &Actor,
@@ -764,6 +803,14 @@ impl Vault {
     }
 
     /// The filer withdraws a reward before any decision (filed in error, outcome overturned).
+    #[tracing::instrument(
+        name = "vault.cancel_reward",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            reward_id = crate::obs::id_field(id, "rwd"),
+        )
+    )]
     pub async fn cancel_reward(
         &self,
         actor: &Actor,
@@ -791,6 +838,15 @@ impl Vault {
     }
 
     /// Finance extends the claim window (also reopens an expired reward).
+    #[tracing::instrument(
+        name = "vault.extend_reward",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            reward_id = crate::obs::id_field(id, "rwd"),
+            days = days,
+        )
+    )]
     pub async fn extend_reward(
         &self,
         actor: &Actor,
@@ -841,6 +897,15 @@ impl Vault {
 
     /// A claim: by the case system for a real-name reporter whose ID it checked, or with an
     /// anonymous reporter's claim code (attempts rate limited per reward).
+    #[tracing::instrument(
+        name = "vault.claim_reward",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            reward_id = crate::obs::id_field(id, "rwd"),
+            by_claim_code = matches!(by, ClaimBy::ClaimCode(_)),
+        )
+    )]
     pub async fn claim_reward(
         &self,
         actor: &Actor,
@@ -953,6 +1018,14 @@ impl Vault {
     /// Finance receives the payee details of a claimed reward: name, bank account and bank
     /// name only. The release, with a keyed MAC of every value, is committed to the access
     /// trail before the caller gets any byte.
+    #[tracing::instrument(
+        name = "vault.release_payee",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            reward_id = crate::obs::id_field(id, "rwd"),
+        )
+    )]
     pub async fn release_payee(
         &self,
         actor: &Actor,
@@ -1046,6 +1119,14 @@ impl Vault {
 
     /// Records the payment; the amount must equal the approved amount, and a reward is paid
     /// once.
+    #[tracing::instrument(
+        name = "vault.pay_reward",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            reward_id = crate::obs::id_field(id, "rwd"),
+        )
+    )]
     pub async fn pay_reward(
         &self,
         actor: &Actor,
@@ -1133,6 +1214,13 @@ impl Vault {
 
     /// Counts and sums by jurisdiction, outcome kind or industry; a group with fewer than 3
     /// distinct reporters is suppressed, so statistics never single a reporter out.
+    #[tracing::instrument(
+        name = "vault.reward_stats",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+        )
+    )]
     pub async fn reward_stats(
         &self,
         actor: &Actor,
@@ -1245,6 +1333,13 @@ mod tests {
 impl Vault {
     /// The first answer to a request repeated with the same Idempotency-Key, if any. The same
     /// key with a different body is refused: a key names one request.
+    #[tracing::instrument(
+        name = "vault.idempotent_replay",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+        )
+    )]
     pub async fn idempotent_replay(
         &self,
         actor: &Actor,
@@ -1270,6 +1365,14 @@ impl Vault {
     }
 
     /// Remembers the answer to a request made with an Idempotency-Key.
+    #[tracing::instrument(
+        name = "vault.idempotent_remember",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            status = status,
+        )
+    )]
     pub async fn idempotent_remember(
         &self,
         actor: &Actor,
@@ -1305,6 +1408,13 @@ pub struct Oversight {
 impl Vault {
     /// Claim windows closing within `within_days`, and approvals waiting more than
     /// `waiting_days`, in the caller's scope.
+    #[tracing::instrument(
+        name = "vault.reward_oversight",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+        )
+    )]
     pub async fn reward_oversight(
         &self,
         actor: &Actor,

@@ -119,6 +119,13 @@ impl Vault {
 
     /// Signs a checkpoint of the current tree, unless the newest one already covers it.
     /// `actor` is `None` for the periodic job.
+    #[tracing::instrument(
+        name = "vault.make_checkpoint",
+        skip_all,
+        fields(
+            actor_role = actor.map(|a| a.principal.role.as_str()),
+        )
+    )]
     pub async fn make_checkpoint(&self, actor: Option<&Actor>) -> Result<String, DomainError> {
         if let Some(actor) = actor {
             self.require_role(actor, &[Role::Auditor, Role::Admin], "sign checkpoints")
@@ -155,6 +162,13 @@ impl Vault {
     }
 
     /// The newest checkpoint (signing one if none exists yet).
+    #[tracing::instrument(
+        name = "vault.latest_checkpoint",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+        )
+    )]
     pub async fn latest_checkpoint(&self, actor: &Actor) -> Result<String, DomainError> {
         self.require_role(actor, &[Role::Auditor], "read checkpoints")
             .await?;
@@ -171,6 +185,15 @@ impl Vault {
     }
 
     /// Inclusion proof of event `index` in the tree of size `tree_size`.
+    #[tracing::instrument(
+        name = "vault.inclusion_proof",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            index = index,
+            tree_size = tree_size,
+        )
+    )]
     pub async fn inclusion_proof(
         &self,
         actor: &Actor,
@@ -195,6 +218,15 @@ impl Vault {
     }
 
     /// Consistency proof between tree sizes `first` and `second`.
+    #[tracing::instrument(
+        name = "vault.consistency_proof",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            first = first,
+            second = second,
+        )
+    )]
     pub async fn consistency_proof(
         &self,
         actor: &Actor,
@@ -220,6 +252,14 @@ impl Vault {
 
     /// Every event that disclosed `value` of `field`, after normalising it as stored values
     /// are normalised. The trace is itself an event; auditors are rate limited.
+    #[tracing::instrument(
+        name = "vault.leak_trace",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            field = field.as_str(),
+        )
+    )]
     pub async fn leak_trace(
         &self,
         actor: &Actor,

@@ -76,6 +76,10 @@ pub struct VaultDeps {
     pub policies: Arc<vault_policy::PolicySet>,
     /// Reward settlement defaults.
     pub settlement: crate::settlement::SettlementConfig,
+    /// Key lifecycle, erasure and retention settings.
+    pub lifecycle: crate::lifecycle::LifecycleConfig,
+    /// Where erasures are recorded outside the database; erasure refuses without one.
+    pub erasure_ledger: Option<Arc<dyn crate::lifecycle::ErasureLedger>>,
 }
 
 /// The identity vault.
@@ -84,6 +88,7 @@ pub struct Vault {
     pub(crate) deps: VaultDeps,
     pub(crate) leak_limiter: Arc<crate::ratelimit::RateLimiter>,
     pub(crate) claim_limiter: Arc<crate::ratelimit::RateLimiter>,
+    pub(crate) disclosure_limiter: Arc<crate::ratelimit::RateLimiter>,
 }
 
 /// A seal request, every field parsed.
@@ -149,6 +154,7 @@ pub(crate) fn key_err(e: KeyError) -> DomainError {
     match e {
         KeyError::Integrity => DomainError::Integrity,
         KeyError::Unavailable(m) => DomainError::KeyringUnavailable(m),
+        KeyError::Refused(m) => DomainError::conflict("key_lifecycle", m),
     }
 }
 
@@ -161,7 +167,7 @@ pub(crate) fn audit_err(e: StoreError) -> DomainError {
 }
 
 /// Text fields that are neither identity data nor free of limits.
-fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<String, DomainError> {
+pub(crate) fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<String, DomainError> {
     let trimmed = value.trim();
     let n = trimmed.chars().count();
     if n < min || n > max {
@@ -192,10 +198,17 @@ impl Vault {
             5,
             time::Duration::minutes(10),
         ));
+        // Disclosure requests per requesting principal: a compromised case-system token
+        // cannot queue requests for a whole register in one go.
+        let disclosure_limiter = Arc::new(crate::ratelimit::RateLimiter::new(
+            deps.lifecycle.disclosure_requests_per_minute.max(1),
+            time::Duration::minutes(1),
+        ));
         Self {
             deps,
             leak_limiter,
             claim_limiter,
+            disclosure_limiter,
         }
     }
 
@@ -292,6 +305,7 @@ impl Vault {
     // ---------------------------------------------------------------- principals
 
     /// The principal a bearer token belongs to. Unknown and revoked tokens are the same 401.
+    #[tracing::instrument(name = "vault.authenticate", skip_all)]
     pub async fn authenticate(&self, token: &str) -> Result<Principal, DomainError> {
         let hash = vault_crypto::token::hash_token(token);
         let mut repo = self.deps.store.read().await?;
@@ -336,6 +350,7 @@ impl Vault {
     }
 
     /// On an empty store, creates the national admin and returns its token; otherwise `None`.
+    #[tracing::instrument(name = "vault.bootstrap_admin", skip_all)]
     pub async fn bootstrap_admin(&self) -> Result<Option<CreatedPrincipal>, DomainError> {
         let mut tx = self.deps.store.begin().await?;
         if tx.principal_count().await? > 0 {
@@ -359,6 +374,13 @@ impl Vault {
 
     /// Creates a principal. `actor` is `None` for the offline CLI (`principal add`), which
     /// runs with the operator's access to the data directory.
+    #[tracing::instrument(
+        name = "vault.create_principal",
+        skip_all,
+        fields(
+            new_role = role.as_str(),
+        )
+    )]
     pub async fn create_principal(
         &self,
         actor: Option<&Actor>,
@@ -398,6 +420,14 @@ impl Vault {
     }
 
     /// Revokes a principal; its token stops working with the next request.
+    #[tracing::instrument(
+        name = "vault.revoke_principal",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            principal_id = crate::obs::id_field(id, "prn"),
+        )
+    )]
     pub async fn revoke_principal(&self, actor: &Actor, id: &str) -> Result<(), DomainError> {
         self.require_role(actor, &[Role::Admin], "revoke principals")
             .await?;
@@ -448,6 +478,14 @@ impl Vault {
     // ---------------------------------------------------------------- identities
 
     /// Seals one reporter identity for one case and issues a pseudonym.
+    #[tracing::instrument(
+        name = "vault.seal",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            anonymous = req.identity.is_none(),
+        )
+    )]
     pub async fn seal(&self, actor: &Actor, req: SealRequest) -> Result<SealOutcome, DomainError> {
         self.require_role(actor, &[Role::CaseSystem], "seal identities")
             .await?;
@@ -605,7 +643,7 @@ impl Vault {
     }
 
     /// Loads a pseudonym the caller may see, or 404 (recording an out-of-scope reach).
-    async fn pseudonym_in_scope(
+    pub(crate) async fn pseudonym_in_scope(
         &self,
         actor: &Actor,
         p: &str,
@@ -625,6 +663,13 @@ impl Vault {
     }
 
     /// A pseudonym's non-identifying facts (any role, in scope).
+    #[tracing::instrument(
+        name = "vault.get_pseudonym",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+        )
+    )]
     pub async fn get_pseudonym(
         &self,
         actor: &Actor,
@@ -703,6 +748,13 @@ impl Vault {
     }
 
     /// Issues a pseudonym in a receiving jurisdiction (交办/转办); the old one stays valid.
+    #[tracing::instrument(
+        name = "vault.handoff",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+        )
+    )]
     pub async fn handoff(
         &self,
         actor: &Actor,
@@ -721,6 +773,13 @@ impl Vault {
     }
 
     /// Replaces a possibly exposed pseudonym; the old one becomes `revoked`.
+    #[tracing::instrument(
+        name = "vault.rotate",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+        )
+    )]
     pub async fn rotate(&self, actor: &Actor, p: &str) -> Result<PseudonymRecord, DomainError> {
         self.require_role(
             actor,
@@ -742,6 +801,14 @@ impl Vault {
     }
 
     /// Queues a message for the reporter behind a pseudonym; the contact never leaves.
+    #[tracing::instrument(
+        name = "vault.relay_message",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            kind = kind.as_str(),
+        )
+    )]
     pub async fn relay_message(
         &self,
         actor: &Actor,
@@ -878,6 +945,16 @@ impl Vault {
     // ---------------------------------------------------------------- disclosure
 
     /// Requests the disclosure of some identity fields for a purpose.
+    #[tracing::instrument(
+        name = "vault.request_disclosure",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            purpose = req.purpose.as_str(),
+            disclosure_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn request_disclosure(
         &self,
         actor: &Actor,
@@ -890,6 +967,15 @@ impl Vault {
         )
         .await?;
         let justification = check_text("justification", &req.justification, 10, 2000)?;
+        if !self
+            .disclosure_limiter
+            .allow(&actor.principal.id, self.now())
+        {
+            let ev = NewEvent::by(actor, Action::AccessDenied, self.now());
+            self.record_denial(actor, "request disclosures", ev, "rate_limited")
+                .await;
+            return Err(DomainError::RateLimited);
+        }
         if req.fields.is_empty() {
             return Err(DomainError::invalid(
                 "fields",
@@ -957,6 +1043,7 @@ impl Vault {
         tx.insert_disclosure(&d).await?;
         tx.append_event(&ev).await.map_err(audit_err)?;
         tx.commit().await?;
+        crate::obs::disclosure(&d, crate::obs::outcome::REQUESTED);
         Ok(d)
     }
 
@@ -980,6 +1067,14 @@ impl Vault {
     }
 
     /// A disclosure as its requester, custodians and auditors in scope see it.
+    #[tracing::instrument(
+        name = "vault.get_disclosure",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            disclosure_id = crate::obs::id_field(id, "dis"),
+        )
+    )]
     pub async fn get_disclosure(&self, actor: &Actor, id: &str) -> Result<Disclosure, DomainError> {
         let d = self
             .disclosure_in_scope(actor, id, "read disclosures")
@@ -1008,6 +1103,17 @@ impl Vault {
     }
 
     /// A custodian's approval (`approve = true`) or denial.
+    #[tracing::instrument(
+        name = "vault.decide_disclosure",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            disclosure_id = crate::obs::id_field(id, "dis"),
+            approve = approve,
+            purpose = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn decide_disclosure(
         &self,
         actor: &Actor,
@@ -1089,6 +1195,7 @@ impl Vault {
         ev.detail.insert("status".into(), d.status.as_str().into());
         tx.append_event(&ev).await.map_err(audit_err)?;
         tx.commit().await?;
+        crate::obs::decided(&d, approve);
         Ok(d)
     }
 
@@ -1097,6 +1204,16 @@ impl Vault {
     /// The identity is decrypted and the response body built in memory first; then the
     /// disclosure is marked opened and its event — with a keyed MAC of every value that
     /// leaves — committed. Only after that commit does the caller get the bytes to send.
+    #[tracing::instrument(
+        name = "vault.open_disclosure",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            disclosure_id = crate::obs::id_field(id, "dis"),
+            purpose = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn open_disclosure(
         &self,
         actor: &Actor,
@@ -1137,6 +1254,9 @@ impl Vault {
                 s => Some(("invalid_state", format!("the disclosure is {}", s.as_str()))),
             }
         };
+        if d.status_at(now) == DisclosureStatus::Expired {
+            crate::obs::disclosure(&d, crate::obs::outcome::EXPIRED);
+        }
         if let Some((code, msg)) = refusal {
             drop(tx);
             return Err(self
@@ -1219,12 +1339,24 @@ impl Vault {
             .await?;
         tx.append_event(&ev).await.map_err(audit_err)?;
         tx.commit().await?;
+        crate::obs::disclosure(&d, crate::obs::outcome::OPENED);
         Ok(out)
     }
 
     // ---------------------------------------------------------------- access trail
 
     /// A page of the access trail (auditors), with the number of events in the log.
+    // `#[instrument]` repeats the return type in its expansion, past clippy's complexity bar.
+    #[allow(clippy::type_complexity)]
+    #[tracing::instrument(
+        name = "vault.events",
+        skip_all,
+        fields(
+            actor_role = actor.principal.role.as_str(),
+            start = start,
+            limit = limit,
+        )
+    )]
     pub async fn events(
         &self,
         actor: &Actor,

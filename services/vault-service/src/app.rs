@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use vault_crypto::keyring::{Keyring, KeyringProtector};
 use vault_crypto::random::RandomSource;
 use vault_domain::clock::Clock;
-use vault_domain::ports::{Notifier, Store};
+use vault_domain::ports::{KeyProvider, Notifier, Store};
 use vault_domain::values::{Jurisdiction, Role};
 use vault_domain::{DisclosureConfig, Vault, VaultDeps};
 use vault_storage::{Engine, SqlStore, SqliteSync, StoreOptions};
@@ -73,6 +73,40 @@ pub enum NotifierConfig {
     },
 }
 
+/// Where the KEKs live.
+#[derive(Clone, Default)]
+pub enum KeyProviderConfig {
+    /// The age-protected keyring file in the data directory (the embedded default).
+    #[default]
+    Local,
+    /// Non-extractable keys in an HSM over PKCS#11.
+    Pkcs11(vault_hsm::Pkcs11Config),
+}
+
+/// Operations settings: key provider, lifecycle, erasure ledger, leadership.
+#[derive(Clone)]
+pub struct OpsConfig {
+    /// `RV_KEY_PROVIDER`.
+    pub key_provider: KeyProviderConfig,
+    /// Erasure quorum, retention, rewrap batch, retire grace.
+    pub lifecycle: vault_domain::LifecycleConfig,
+    /// `RV_ERASURE_LEDGER`; `None` means `DATA_DIR/erasure-ledger.jsonl`.
+    pub erasure_ledger: Option<PathBuf>,
+    /// How often every replica re-reads its keys (rotations made elsewhere).
+    pub key_reload_every: Duration,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            key_provider: KeyProviderConfig::Local,
+            lifecycle: vault_domain::LifecycleConfig::default(),
+            erasure_ledger: None,
+            key_reload_every: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Everything the vault needs to open its store and keys.
 #[derive(Clone)]
 pub struct VaultConfig {
@@ -94,6 +128,8 @@ pub struct VaultConfig {
     pub policies_dir: Option<PathBuf>,
     /// Reward settlement defaults.
     pub settlement: vault_domain::settlement::SettlementConfig,
+    /// Keys, lifecycle, ledger.
+    pub ops: OpsConfig,
 }
 
 /// The server's settings.
@@ -113,6 +149,10 @@ pub struct ServeConfig {
     pub checkpoint_every_events: u64,
     /// …or this long after the last one, whichever comes first.
     pub checkpoint_every: Duration,
+    /// Slow-loris and connection limits.
+    pub limits: crate::serve::ServerLimits,
+    /// A stalled request body is answered 408 after this long.
+    pub body_timeout: Duration,
 }
 
 /// An opened vault: store, keys and use cases.
@@ -122,7 +162,7 @@ pub struct OpenedVault {
     /// Store.
     pub store: SqlStore,
     /// Keys.
-    pub keys: Arc<LocalKeys>,
+    pub keys: Arc<dyn vault_domain::ports::KeyProvider>,
     /// Whether this start created the store.
     pub admin_token_written: Option<PathBuf>,
 }
@@ -211,31 +251,13 @@ impl VaultConfig {
         })
     }
 
-    /// Opens (or on first start, creates) store, keyring and admin principal.
-    pub async fn open(
+    fn open_local_keys(
         &self,
-        clock: Arc<dyn Clock>,
+        engine: Engine,
+        empty: bool,
+        clock: &dyn Clock,
         rng: Arc<dyn RandomSource>,
-    ) -> Result<OpenedVault, StartError> {
-        create_private_dir(&self.data_dir)?;
-        // Policies first: an invalid policy refuses the start before anything is touched.
-        let policies = match &self.policies_dir {
-            Some(dir) => load_policies(dir)?,
-            None => vault_policy::PolicySet::from_policies(Vec::new())
-                .map_err(|e| StartError::Policies(e.to_string()))?,
-        };
-        if self.database_url.is_none() {
-            // SQLite creates the -wal and -shm files with the database file's mode, so
-            // creating it private first keeps all three private.
-            let db = self.data_dir.join("vault.db");
-            if !db.exists() {
-                write_private(&db, b"")?;
-            }
-        }
-        let url = self.database_url();
-        let engine = Engine::of_url(&url).ok_or_else(|| {
-            StartError::Config("RV_DATABASE_URL must start with sqlite: or postgres:".into())
-        })?;
+    ) -> Result<Arc<dyn KeyProvider>, StartError> {
         let paths = KeyringPaths::in_dir(&self.data_dir);
         let protector = protector(
             self.passphrase
@@ -244,17 +266,6 @@ impl VaultConfig {
             &paths,
             engine == Engine::Sqlite,
         )?;
-        let store = SqlStore::connect(
-            &url,
-            &StoreOptions {
-                sqlite_sync: self.sqlite_sync,
-                ..StoreOptions::default()
-            },
-        )
-        .await?;
-        store.migrate().await?;
-        let empty = store.read().await?.principal_count().await? == 0;
-
         if let KeyringProtector::IdentityFile(id) = &protector {
             tracing::warn!(
                 identity_file = %id.display(),
@@ -283,10 +294,72 @@ impl VaultConfig {
             tracing::info!(path = %paths.keyring.display(), "created keyring");
             kr
         };
-        let keys = Arc::new(
-            LocalKeys::new(keyring, rng.clone(), self.log_origin.as_deref())
-                .map_err(vault_crypto::KeyringError::from)?,
-        );
+        Ok(Arc::new(
+            LocalKeys::new(keyring, rng, self.log_origin.as_deref())
+                .map_err(vault_crypto::KeyringError::from)?
+                .backed_by(paths.keyring.clone(), protector),
+        ))
+    }
+
+    /// Opens (or on first start, creates) store, keyring and admin principal.
+    pub async fn open(
+        &self,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn RandomSource>,
+    ) -> Result<OpenedVault, StartError> {
+        create_private_dir(&self.data_dir)?;
+        // Policies first: an invalid policy refuses the start before anything is touched.
+        let policies = match &self.policies_dir {
+            Some(dir) => load_policies(dir)?,
+            None => vault_policy::PolicySet::from_policies(Vec::new())
+                .map_err(|e| StartError::Policies(e.to_string()))?,
+        };
+        if self.database_url.is_none() {
+            // SQLite creates the -wal and -shm files with the database file's mode, so
+            // creating it private first keeps all three private.
+            let db = self.data_dir.join("vault.db");
+            if !db.exists() {
+                write_private(&db, b"")?;
+            }
+        }
+        let url = self.database_url();
+        let engine = Engine::of_url(&url).ok_or_else(|| {
+            StartError::Config("RV_DATABASE_URL must start with sqlite: or postgres:".into())
+        })?;
+        let store = SqlStore::connect(
+            &url,
+            &StoreOptions {
+                sqlite_sync: self.sqlite_sync,
+                ..StoreOptions::default()
+            },
+        )
+        .await?;
+        store.migrate().await?;
+        let empty = store.read().await?.principal_count().await? == 0;
+        let keys: Arc<dyn KeyProvider> = match &self.ops.key_provider {
+            KeyProviderConfig::Local => {
+                self.open_local_keys(engine, empty, clock.as_ref(), rng.clone())?
+            }
+            KeyProviderConfig::Pkcs11(cfg) => {
+                let cfg = cfg.clone();
+                let origin = self.log_origin.clone();
+                let rng = rng.clone();
+                // Module loading and login block: keep them off the async workers.
+                let keys = tokio::task::spawn_blocking(move || {
+                    vault_hsm::Pkcs11Keys::open(&cfg, rng, origin.as_deref())
+                })
+                .await
+                .map_err(|e| StartError::Config(format!("PKCS#11: {e}")))?
+                .map_err(|e| StartError::Config(format!("PKCS#11: {e}")))?;
+                tracing::info!(provider = "pkcs11", "key provider opened");
+                Arc::new(keys)
+            }
+        };
+        let ledger_path = self
+            .ops
+            .erasure_ledger
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("erasure-ledger.jsonl"));
         let vault = Vault::new(VaultDeps {
             store: Arc::new(store.clone()),
             keys: keys.clone(),
@@ -296,7 +369,10 @@ impl VaultConfig {
             leak_traces_per_minute: self.leak_traces_per_minute,
             policies: Arc::new(policies),
             settlement: self.settlement,
+            lifecycle: self.ops.lifecycle,
+            erasure_ledger: Some(Arc::new(crate::ledger::FileLedger::new(ledger_path))),
         });
+        vault.register_key_versions().await?;
         if self.policies_dir.is_some() {
             let added = vault.archive_policies().await?;
             tracing::info!(
@@ -321,14 +397,27 @@ impl VaultConfig {
     }
 }
 
+/// Connects and applies migrations only (the deployment's migration job).
+pub async fn migrate_only(cfg: &VaultConfig) -> Result<i64, StartError> {
+    create_private_dir(&cfg.data_dir)?;
+    let url = cfg.database_url();
+    let store = SqlStore::connect(&url, &StoreOptions::default()).await?;
+    store.migrate().await?;
+    store.close().await;
+    Ok(vault_storage::SCHEMA_VERSION)
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     max_body: usize,
+    body_timeout: Duration,
     notifier: Arc<dyn Notifier>,
     checkpoint_every_events: u64,
     checkpoint_every: Duration,
+    key_reload_every: Duration,
+    limits: crate::serve::ServerLimits,
 }
 
 impl Application {
@@ -362,14 +451,19 @@ impl Application {
             clock,
             rng,
             wake_notifier: Arc::new(tokio::sync::Notify::new()),
+            wake_jobs: Arc::new(tokio::sync::Notify::new()),
+            leader: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         Ok(Application {
             listener,
             state,
             max_body: cfg.max_body,
+            body_timeout: cfg.body_timeout,
             notifier,
             checkpoint_every_events: cfg.checkpoint_every_events.max(1),
             checkpoint_every: cfg.checkpoint_every,
+            key_reload_every: cfg.vault.ops.key_reload_every,
+            limits: cfg.limits,
         })
     }
 
@@ -394,23 +488,43 @@ impl Application {
             Duration::from_secs(2),
             stop_rx,
         ));
+        let leadership = tokio::spawn(crate::leader::run_leadership(
+            self.state.store.clone(),
+            self.state.leader.clone(),
+            stop_tx.subscribe(),
+        ));
         let checkpoints = tokio::spawn(run_checkpointer(
             self.state.vault.clone(),
+            self.state.leader.clone(),
             self.checkpoint_every_events,
             self.checkpoint_every,
             stop_tx.subscribe(),
         ));
+        let jobs = tokio::spawn(crate::leader::run_jobs(
+            self.state.vault.clone(),
+            self.state.leader.clone(),
+            self.state.wake_jobs.clone(),
+            stop_tx.subscribe(),
+        ));
+        let reload = tokio::spawn(crate::leader::run_key_reload(
+            self.state.keys.clone(),
+            self.key_reload_every,
+            stop_tx.subscribe(),
+        ));
         let store = self.state.store.clone();
         let addr = self.local_addr()?;
-        let app = http::router(self.state, self.max_body);
+        let app = http::router(self.state, self.max_body, self.body_timeout);
         tracing::info!(%addr, "reporter-vault listening");
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
+        let served = crate::serve::serve(self.listener, app, self.limits, shutdown)
             .await
             .map_err(io("serving"));
         let _ = stop_tx.send(true);
         let _ = worker.await;
         let _ = checkpoints.await;
+        let _ = jobs.await;
+        let _ = reload.await;
+        // Last: the lease is released only after the final checkpoint was signed.
+        let _ = leadership.await;
         store.close().await;
         tracing::info!("reporter-vault stopped");
         served
@@ -422,6 +536,7 @@ impl Application {
 /// shutdown.
 async fn run_checkpointer(
     vault: Vault,
+    leader: Arc<std::sync::atomic::AtomicBool>,
     every_events: u64,
     every: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -435,6 +550,14 @@ async fn run_checkpointer(
             _ = tokio::time::sleep(poll) => false,
             _ = shutdown.changed() => true,
         };
+        // One replica at a time signs checkpoints and expires rewards.
+        if !leader.load(std::sync::atomic::Ordering::Acquire) {
+            if stop || *shutdown.borrow() {
+                return;
+            }
+            last_at = tokio::time::Instant::now();
+            continue;
+        }
         // Claim windows close at 24:00 CST; the job moves unclaimed rewards to expired.
         match vault.expire_rewards().await {
             Ok(0) => {}

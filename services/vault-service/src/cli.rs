@@ -15,7 +15,8 @@ use vault_domain::values::{Jurisdiction, Purpose, Role};
 use vault_storage::SqliteSync;
 
 use crate::app::{
-    Application, NotifierConfig, ServeConfig, StartError, VaultConfig, secret_from_env,
+    Application, KeyProviderConfig, NotifierConfig, OpsConfig, ServeConfig, StartError,
+    VaultConfig, secret_from_env,
 };
 use crate::telemetry::{self, LogFormat};
 
@@ -47,6 +48,27 @@ enum Command {
     },
     /// Open store and keyring, report what would be served, and exit.
     CheckConfig(StoreArgs),
+    /// Apply schema migrations and exit (the Helm pre-install/pre-upgrade hook).
+    Migrate(StoreArgs),
+    /// Key-encryption keys: status, rotation, rewrap, retirement.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Write an age-encrypted, consistent snapshot of the whole store (online).
+    Backup {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        opts: crate::backup_cli::BackupOpts,
+    },
+    /// Restore a backup into an empty store, verified before anything is written.
+    Restore {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        opts: crate::backup_cli::RestoreOpts,
+    },
     /// Reward policies offline.
     Policy {
         #[command(subcommand)]
@@ -126,6 +148,25 @@ struct AuditExportArgs {
 }
 
 #[derive(Subcommand)]
+enum KeysCommand {
+    /// Provider, active version, and records per version.
+    Status(StoreArgs),
+    /// Create a new KEK version, active for every new record.
+    Rotate(StoreArgs),
+    /// Re-wrap every data key to the active version (resumable; safe while serving).
+    Rewrap(StoreArgs),
+    /// Destroy a KEK version no record uses.
+    Retire {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The version.
+        version: u32,
+    },
+    /// Create the root key and KEK v1 in an empty PKCS#11 token.
+    InitHsm(StoreArgs),
+}
+
+#[derive(Subcommand)]
 enum PrincipalCommand {
     /// Create a principal and print it with its token (shown once).
     Add(PrincipalAddArgs),
@@ -173,6 +214,41 @@ struct StoreArgs {
     /// Claim window in days when the policy names none.
     #[arg(long, env = "RV_DEFAULT_CLAIM_DAYS", default_value_t = 60)]
     default_claim_days: u32,
+    /// Where the KEKs live: `local` (age-protected keyring file) or `pkcs11` (an HSM).
+    #[arg(long, env = "RV_KEY_PROVIDER", value_enum, default_value = "local")]
+    key_provider: ProviderArg,
+    /// PKCS#11 module (.so) for `pkcs11`.
+    #[arg(long, env = "RV_PKCS11_MODULE")]
+    pkcs11_module: Option<PathBuf>,
+    /// Token label for `pkcs11` (PIN from RV_PKCS11_PIN or RV_PKCS11_PIN_FILE).
+    #[arg(long, env = "RV_PKCS11_TOKEN_LABEL")]
+    pkcs11_token_label: Option<String>,
+    /// Custodians required to approve an erasure.
+    #[arg(long, env = "RV_ERASURE_QUORUM", default_value_t = 2)]
+    erasure_quorum: u32,
+    /// Erase a reporter this many years after the last of its cases closed; 0 = never.
+    #[arg(long, env = "RV_RETENTION_YEARS", default_value_t = 0)]
+    retention_years: u32,
+    /// The erasure ledger file (default DATA_DIR/erasure-ledger.jsonl).
+    #[arg(long, env = "RV_ERASURE_LEDGER")]
+    erasure_ledger: Option<PathBuf>,
+    /// Seconds after a rotation before the previous version may be retired.
+    #[arg(long, env = "RV_KEY_RETIRE_GRACE_SECONDS", default_value_t = 15)]
+    key_retire_grace_seconds: u32,
+    /// Disclosure requests per requesting principal per minute (429 beyond).
+    #[arg(long, env = "RV_DISCLOSURE_REQUESTS_PER_MINUTE", default_value_t = 30)]
+    disclosure_requests_per_minute: u32,
+    /// Seconds between key reloads (rotations made by other replicas or the CLI).
+    #[arg(long, env = "RV_KEY_RELOAD_SECONDS", default_value_t = 5)]
+    key_reload_seconds: u32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProviderArg {
+    /// The age-protected keyring file.
+    Local,
+    /// An HSM over PKCS#11.
+    Pkcs11,
 }
 
 #[derive(Args)]
@@ -201,6 +277,15 @@ struct ServeArgs {
     /// …or this many seconds after the last one.
     #[arg(long, env = "RV_CHECKPOINT_EVERY_SECONDS", default_value_t = 60)]
     checkpoint_every_seconds: u64,
+    /// Seconds a client has to send its request line and headers (slow-loris guard).
+    #[arg(long, env = "RV_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
+    header_timeout_seconds: u64,
+    /// Seconds a request body may take to arrive (408 after).
+    #[arg(long, env = "RV_BODY_TIMEOUT_SECONDS", default_value_t = 10)]
+    body_timeout_seconds: u64,
+    /// Open connections at most; more wait in the accept queue.
+    #[arg(long, env = "RV_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
 }
 
 #[derive(Args)]
@@ -271,6 +356,47 @@ impl StoreArgs {
                 default_dual_threshold: self.dual_approval_threshold,
                 default_claim_days: self.default_claim_days,
             },
+            ops: self.ops_config()?,
+        })
+    }
+
+    fn ops_config(&self) -> Result<OpsConfig, StartError> {
+        if !(1..=10).contains(&self.erasure_quorum) {
+            return Err(StartError::Config("RV_ERASURE_QUORUM must be 1–10".into()));
+        }
+        if self.retention_years > 200 {
+            return Err(StartError::Config("RV_RETENTION_YEARS must be 0–200".into()));
+        }
+        let key_provider = match self.key_provider {
+            ProviderArg::Local => KeyProviderConfig::Local,
+            ProviderArg::Pkcs11 => {
+                let module = self.pkcs11_module.clone().ok_or_else(|| {
+                    StartError::Config("RV_KEY_PROVIDER=pkcs11 needs RV_PKCS11_MODULE".into())
+                })?;
+                let label = self.pkcs11_token_label.clone().ok_or_else(|| {
+                    StartError::Config("RV_KEY_PROVIDER=pkcs11 needs RV_PKCS11_TOKEN_LABEL".into())
+                })?;
+                let pin = secret_from_env("RV_PKCS11_PIN")?.ok_or_else(|| {
+                    StartError::Config(
+                        "RV_KEY_PROVIDER=pkcs11 needs RV_PKCS11_PIN_FILE (or RV_PKCS11_PIN)".into(),
+                    )
+                })?;
+                KeyProviderConfig::Pkcs11(vault_hsm::Pkcs11Config::new(module, label, pin))
+            }
+        };
+        Ok(OpsConfig {
+            key_provider,
+            lifecycle: vault_domain::LifecycleConfig {
+                erasure_quorum: self.erasure_quorum,
+                retention_years: self.retention_years,
+                disclosure_requests_per_minute: self.disclosure_requests_per_minute.max(1),
+                retire_grace: time::Duration::seconds(i64::from(self.key_retire_grace_seconds)),
+                ..vault_domain::LifecycleConfig::default()
+            },
+            erasure_ledger: self.erasure_ledger.clone(),
+            key_reload_every: std::time::Duration::from_secs(
+                u64::from(self.key_reload_seconds.max(1)),
+            ),
         })
     }
 }
@@ -278,7 +404,6 @@ impl StoreArgs {
 /// Runs the CLI.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -288,6 +413,12 @@ pub fn main() -> ExitCode {
             eprintln!("reporter-vault: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    // Inside the runtime: the OTLP exporter's gRPC channel lives on it. The guard flushes the
+    // last spans when it drops at the end of `main`, before the runtime does.
+    let _telemetry = {
+        let _runtime = runtime.enter();
+        telemetry::init(cli.log_format)
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -331,6 +462,14 @@ async fn run(command: Command) -> Result<(), StartError> {
                 checkpoint_every: std::time::Duration::from_secs(
                     args.checkpoint_every_seconds.max(1),
                 ),
+                limits: crate::serve::ServerLimits {
+                    header_timeout: std::time::Duration::from_secs(
+                        args.header_timeout_seconds.max(1),
+                    ),
+                    max_connections: args.max_connections.max(1),
+                    ..crate::serve::ServerLimits::default()
+                },
+                body_timeout: std::time::Duration::from_secs(args.body_timeout_seconds.max(1)),
             };
             let app = Application::build(cfg, clock, rng).await?;
             app.run(shutdown_signal()).await
@@ -436,6 +575,23 @@ async fn run(command: Command) -> Result<(), StartError> {
             out(format!("exported {n} events to {}", args.out.display()));
             Ok(())
         }
+        Command::Backup { store, opts } => {
+            crate::backup_cli::backup(&store.vault_config()?, &opts, clock, rng)
+                .await
+                .map(|_| ())
+        }
+        Command::Restore { store, opts } => {
+            crate::backup_cli::restore(&store.vault_config()?, &opts, clock, rng)
+                .await
+                .map(|_| ())
+        }
+        Command::Migrate(args) => {
+            let cfg = args.vault_config()?;
+            let n = crate::app::migrate_only(&cfg).await?;
+            out(format!("ok: schema at version {n}"));
+            Ok(())
+        }
+        Command::Keys { command } => crate::keys_cli::run(command_of(command), clock, rng).await,
         Command::CheckConfig(args) => {
             let opened = args.vault_config()?.open(clock, rng).await?;
             out(format!(
@@ -445,6 +601,18 @@ async fn run(command: Command) -> Result<(), StartError> {
             opened.store.close().await;
             Ok(())
         }
+    }
+}
+
+fn command_of(c: KeysCommand) -> crate::keys_cli::KeysAction {
+    use crate::keys_cli::KeysAction as A;
+    let cfg = |s: StoreArgs| s.vault_config();
+    match c {
+        KeysCommand::Status(s) => A::Status(cfg(s)),
+        KeysCommand::Rotate(s) => A::Rotate(cfg(s)),
+        KeysCommand::Rewrap(s) => A::Rewrap(cfg(s)),
+        KeysCommand::Retire { store, version } => A::Retire(cfg(store), version),
+        KeysCommand::InitHsm(s) => A::InitHsm(cfg(s)),
     }
 }
 

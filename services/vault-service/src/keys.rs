@@ -1,21 +1,44 @@
 //! The local key provider: the age-protected keyring file in the data directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 use vault_crypto::checkpoint::{Checkpoint, LogSigner, StatementSigner};
 use vault_crypto::envelope::{self, EnvelopeContext};
 use vault_crypto::keyring::{Keyring, KeyringProtector};
 use vault_crypto::random::RandomSource;
-use vault_domain::ports::{KeyError, KeyProvider};
+use vault_domain::ports::{KeyError, KeyProvider, KeyVersion};
 use zeroize::Zeroizing;
 
 /// Keys held in memory after the keyring file was decrypted at start-up.
+///
+/// Rotation and retirement write the keyring file back (atomically, still age-encrypted
+/// under the same protector); other processes sharing the file (replicas with the same
+/// Secret, the `keys` CLI) pick the change up through [`KeyProvider::reload`], which
+/// re-reads the file only when its modification time changed.
 pub struct LocalKeys {
     keyring: RwLock<Keyring>,
     rng: Arc<dyn RandomSource>,
     signer: LogSigner,
     statements: StatementSigner,
+    file: Option<KeyringFile>,
+}
+
+/// Where the keyring came from, so it can be written back and re-read.
+struct KeyringFile {
+    path: PathBuf,
+    protector: KeyringProtector,
+    /// Modification time when last read or written.
+    seen: Mutex<Option<SystemTime>>,
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn unavailable(e: impl std::fmt::Display) -> KeyError {
+    KeyError::Unavailable(e.to_string())
 }
 
 fn poisoned<T>(_: T) -> KeyError {
@@ -48,13 +71,44 @@ impl LocalKeys {
             rng,
             signer,
             statements,
+            file: None,
         })
     }
 
-    /// Whether the keyring can be used now.
-    pub fn ready(&self) -> bool {
-        self.keyring.read().is_ok()
+    /// Ties the keys to the file they were loaded from: rotation and retirement write it
+    /// back, and [`KeyProvider::reload`] re-reads it when another process changed it.
+    pub fn backed_by(mut self, path: PathBuf, protector: KeyringProtector) -> Self {
+        let seen = Mutex::new(mtime(&path));
+        self.file = Some(KeyringFile {
+            path,
+            protector,
+            seen,
+        });
+        self
     }
+
+    /// Applies `change` to a copy of the keyring re-read from its file, writes it back, and
+    /// swaps it in. Without a file, changes the keyring in memory only.
+    fn change(
+        &self,
+        change: impl FnOnce(&mut Keyring) -> Result<u32, vault_crypto::CryptoError>,
+    ) -> Result<u32, KeyError> {
+        let mut current = self.keyring.write().map_err(poisoned)?;
+        match &self.file {
+            None => change(&mut current).map_err(lifecycle),
+            Some(f) => {
+                let mut seen = f.seen.lock().map_err(poisoned)?;
+                // Start from the file, not memory: another process may have rotated.
+                let mut fresh = Keyring::load(&f.path, &f.protector).map_err(unavailable)?;
+                let out = change(&mut fresh).map_err(lifecycle)?;
+                fresh.save(&f.path, &f.protector).map_err(unavailable)?;
+                *seen = mtime(&f.path);
+                *current = fresh;
+                Ok(out)
+            }
+        }
+    }
+
 }
 
 impl KeyProvider for LocalKeys {
@@ -80,6 +134,20 @@ impl KeyProvider for LocalKeys {
         jurisdiction: &str,
         env: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        // An envelope newer than every KEK held here was sealed by a replica (or after a
+        // CLI rotation) this process has not reloaded yet: reload once, then open.
+        if let Ok(v) = envelope::kek_version(env) {
+            let newest = self
+                .keyring
+                .read()
+                .map_err(poisoned)?
+                .versions()
+                .last()
+                .map_or(0, |(v, _)| *v);
+            if v > newest {
+                self.reload()?;
+            }
+        }
         let kr = self.keyring.read().map_err(poisoned)?;
         let ctx = EnvelopeContext {
             record_id,
@@ -125,6 +193,91 @@ impl KeyProvider for LocalKeys {
 
     fn statement_verifier_key(&self) -> String {
         self.statements.verifier_key()
+    }
+
+    fn provider_kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn active_version(&self) -> u32 {
+        self.keyring.read().map(|k| k.active_version()).unwrap_or(0)
+    }
+
+    fn key_versions(&self) -> Result<Vec<KeyVersion>, KeyError> {
+        let kr = self.keyring.read().map_err(poisoned)?;
+        Ok(kr
+            .versions()
+            .into_iter()
+            .map(|(version, created_at_unix)| KeyVersion {
+                version,
+                created_at_unix,
+            })
+            .collect())
+    }
+
+    fn rotate(&self, now_unix: i64) -> Result<u32, KeyError> {
+        let rng = self.rng.clone();
+        self.change(move |kr| kr.rotate(rng.as_ref(), now_unix))
+    }
+
+    fn retire(&self, version: u32) -> Result<(), KeyError> {
+        self.change(|kr| kr.retire(version).map(|()| version))
+            .map(|_| ())
+    }
+
+    fn rewrap(
+        &self,
+        record_id: &str,
+        jurisdiction: &str,
+        env: &[u8],
+    ) -> Result<(Vec<u8>, u32), KeyError> {
+        let kr = self.keyring.read().map_err(poisoned)?;
+        let ctx = EnvelopeContext {
+            record_id,
+            jurisdiction,
+        };
+        let to = kr.active_version();
+        let out =
+            envelope::rewrap(&*kr, &ctx, env, to, self.rng.as_ref()).map_err(|e| match e {
+                vault_crypto::CryptoError::Random => KeyError::Unavailable(e.to_string()),
+                _ => KeyError::Integrity,
+            })?;
+        Ok((out, to))
+    }
+
+    fn reload(&self) -> Result<bool, KeyError> {
+        let Some(f) = &self.file else {
+            return Ok(false);
+        };
+        let now = mtime(&f.path);
+        {
+            let seen = f.seen.lock().map_err(poisoned)?;
+            if now.is_some() && *seen == now {
+                return Ok(false);
+            }
+        }
+        let fresh = Keyring::load(&f.path, &f.protector).map_err(unavailable)?;
+        let mut current = self.keyring.write().map_err(poisoned)?;
+        let mut seen = f.seen.lock().map_err(poisoned)?;
+        let changed = fresh.versions() != current.versions()
+            || fresh.active_version() != current.active_version();
+        *current = fresh;
+        *seen = now;
+        Ok(changed)
+    }
+
+    fn check(&self) -> Result<(), KeyError> {
+        self.keyring.read().map(|_| ()).map_err(poisoned)
+    }
+}
+
+fn lifecycle(e: vault_crypto::CryptoError) -> KeyError {
+    match e {
+        vault_crypto::CryptoError::KeyLifecycle(m) => KeyError::Refused(m.to_owned()),
+        vault_crypto::CryptoError::UnknownKeyVersion(v) => {
+            KeyError::Refused(format!("no KEK version {v}"))
+        }
+        other => KeyError::Unavailable(other.to_string()),
     }
 }
 

@@ -3,8 +3,13 @@
 
 pub mod app;
 pub mod audit_cli;
+pub mod backup_cli;
 pub mod cli;
 pub mod http;
 pub mod keys;
+pub mod keys_cli;
+pub mod leader;
+pub mod ledger;
 pub mod notify;
+pub mod serve;
 pub mod telemetry;

@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use vault_domain::audit::Action;
+use vault_domain::lifecycle::{ErasureStatus, JobStatus};
 use vault_domain::model::{DisclosureStatus, PseudonymStatus};
 use vault_domain::settlement::RewardStatus;
 use vault_domain::values::{Channel, IdentityField, MessageKind, Purpose, Role};
@@ -383,6 +384,19 @@ fn enums_are_exactly_the_domain_wire_names() {
         doc_enum(&doc, "RewardStatus"),
         wire(&reward, RewardStatus::as_str)
     );
+    let job = every!(JobStatus: Queued, Running, Completed, Failed);
+    assert_eq!(doc_enum(&doc, "JobStatus"), wire(&job, JobStatus::as_str));
+    for v in job {
+        assert_eq!(JobStatus::parse(v.as_str()), Some(v));
+    }
+    let erasure = every!(ErasureStatus: Pending, Denied, Completed);
+    assert_eq!(
+        doc_enum(&doc, "ErasureStatus"),
+        wire(&erasure, ErasureStatus::as_str)
+    );
+    for v in erasure {
+        assert_eq!(ErasureStatus::parse(v.as_str()), Some(v));
+    }
     let actions = every!(
         Action: StoreInitialised,
         ReporterSealed,
@@ -408,6 +422,15 @@ fn enums_are_exactly_the_domain_wire_names() {
         RewardExpired,
         ReceiptIssued,
         RewardCancelled,
+        KeyRotated,
+        KeyRetired,
+        KeysRewrapStarted,
+        KeysRewrapped,
+        ErasureRequested,
+        ErasureApproved,
+        ErasureDenied,
+        ReporterErased,
+        CaseClosed,
     );
     assert_eq!(
         doc_enum(&doc, "AuditAction"),

@@ -7,7 +7,10 @@
 //! serialised: SQLite has one writer connection, PostgreSQL takes a transaction-scoped
 //! advisory lock. `sqlx::Error` never leaves this crate: it becomes a [`StoreError`].
 
+pub mod backup;
+pub mod leader;
 mod migrate;
+pub mod obs;
 mod repo;
 
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use vault_domain::ports::{Repo, Store, StoreError, Tx};
 
+pub use migrate::LATEST as SCHEMA_VERSION;
 pub use repo::SqlConn;
 
 /// Which database engine a URL points at.
@@ -299,6 +303,10 @@ impl SqlStore {
             }
         }
         Ok(out)
+    }
+
+    pub(crate) fn writer_pool(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// The engine.

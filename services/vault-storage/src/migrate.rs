@@ -51,10 +51,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../../migrations/sqlite/0006_heartbeat.sql"),
         postgres: include_str!("../../../migrations/postgres/0006_heartbeat.sql"),
     },
+    Migration {
+        version: 7,
+        name: "keys_erasure_jobs",
+        sqlite: include_str!("../../../migrations/sqlite/0007_keys_erasure_jobs.sql"),
+        postgres: include_str!("../../../migrations/postgres/0007_keys_erasure_jobs.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.
-pub const LATEST: i64 = 6;
+pub const LATEST: i64 = 7;
 
 pub(crate) async fn run(pool: &AnyPool, engine: Engine) -> Result<(), StoreError> {
     let mut tx = match engine {

@@ -12,6 +12,7 @@ use vault_domain::model::{
     Decision, Disclosure, DisclosureStatus, OutboxMessage, Principal, PseudonymOrigin,
     PseudonymRecord, PseudonymStatus, ReporterRecord,
 };
+use vault_domain::lifecycle::{Erasure, ErasureStatus, Job, JobStatus, KeyVersionRow};
 use vault_domain::ports::{Repo, StoreError, Tx};
 use vault_domain::values::{
     CaseRef, Channel, IdentityField, Jurisdiction, MessageKind, Purpose, Role,
@@ -29,7 +30,7 @@ pub(crate) type FrontierCache = Arc<Mutex<Option<Frontier>>>;
 
 /// The `(level, index)` of the maximal complete subtrees of a tree of `size` leaves, leftmost
 /// first: exactly the nodes a frontier holds.
-fn frontier_coords(size: u64) -> Vec<(u32, u64)> {
+pub(crate) fn frontier_coords(size: u64) -> Vec<(u32, u64)> {
     let mut out = Vec::new();
     let mut pos = 0u64;
     for level in (0..64u32).rev() {
@@ -730,7 +731,13 @@ impl Repo for SqlConn {
         Ok(())
     }
 
+    #[tracing::instrument(
+        name = "store.append_event",
+        skip_all,
+        fields(db.system = self.engine.as_str())
+    )]
     async fn append_event(&mut self, e: &NewEvent) -> Result<u64, StoreError> {
+        let timer = crate::obs::AppendTimer::start();
         if self.engine == Engine::Postgres {
             // Serialise appends across every replica: one linear log, no gaps, no forks.
             sqlx::query("SELECT pg_advisory_xact_lock(7270001)")
@@ -776,6 +783,7 @@ impl Repo for SqlConn {
                 .map_err(unavailable)?;
         }
         self.pending = Some(frontier);
+        timer.succeeded();
         Ok(index)
     }
 
@@ -1168,6 +1176,370 @@ impl Repo for SqlConn {
         .collect()
     }
 
+    async fn records_per_key_version(&mut self) -> Result<Vec<(u32, u64)>, StoreError> {
+        sqlx::query(
+            "SELECT kek_version, COUNT(*) AS n FROM reporters
+             WHERE envelope IS NOT NULL AND kek_version IS NOT NULL
+             GROUP BY kek_version ORDER BY kek_version",
+        )
+        .fetch_all(self.c())
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| {
+            Ok((
+                u32_of(get(r, "kek_version")?, "kek_version")?,
+                u64::try_from(get::<i64>(r, "n")?).unwrap_or(0),
+            ))
+        })
+        .collect()
+    }
+
+    async fn key_version_rows(&mut self) -> Result<Vec<KeyVersionRow>, StoreError> {
+        sqlx::query("SELECT version, created_at, retired_at FROM key_versions ORDER BY version")
+            .fetch_all(self.c())
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|r| {
+                Ok(KeyVersionRow {
+                    version: u32_of(get(r, "version")?, "version")?,
+                    created_at: from_ts(get(r, "created_at")?)?,
+                    retired_at: from_ts_opt(get(r, "retired_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_key_version(
+        &mut self,
+        version: u32,
+        provider: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO key_versions (version, provider, created_at, retired_at)
+             VALUES ($1, $2, $3, NULL) ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(i64::from(version))
+        .bind(provider.to_owned())
+        .bind(ts(at))
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn retire_key_version(
+        &mut self,
+        version: u32,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE key_versions SET retired_at = $1 WHERE version = $2")
+            .bind(ts(at))
+            .bind(i64::from(version))
+            .execute(self.c())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn reporters_not_on_key_version(
+        &mut self,
+        active: u32,
+        limit: u32,
+    ) -> Result<Vec<ReporterRecord>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM reporters WHERE envelope IS NOT NULL AND kek_version <> $1
+             ORDER BY id LIMIT $2",
+        )
+        .bind(i64::from(active))
+        .bind(i64::from(limit))
+        .fetch_all(self.c())
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(reporter_of)
+        .collect()
+    }
+
+    async fn count_not_on_key_version(&mut self, active: u32) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM reporters WHERE envelope IS NOT NULL AND kek_version <> $1",
+        )
+        .bind(i64::from(active))
+        .fetch_one(self.c())
+        .await
+        .and_then(|r| r.try_get("n"))
+        .map_err(unavailable)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn swap_reporter_envelope(
+        &mut self,
+        id: &str,
+        old_envelope: &[u8],
+        new_envelope: &[u8],
+        old_version: u32,
+        new_version: u32,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE reporters SET envelope = $1, kek_version = $2, updated_at = $3
+             WHERE id = $4 AND kek_version = $5 AND envelope = $6",
+        )
+        .bind(new_envelope.to_vec())
+        .bind(i64::from(new_version))
+        .bind(ts(at))
+        .bind(id.to_owned())
+        .bind(i64::from(old_version))
+        .bind(old_envelope.to_vec())
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_job(&mut self, job: &Job) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, status, requested_by, total, done, failed, created_at,
+                updated_at, finished_at, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(job.id.clone())
+        .bind(job.kind.clone())
+        .bind(job.status.as_str())
+        .bind(job.requested_by.clone())
+        .bind(i64::try_from(job.total).unwrap_or(i64::MAX))
+        .bind(i64::try_from(job.done).unwrap_or(i64::MAX))
+        .bind(i64::try_from(job.failed).unwrap_or(i64::MAX))
+        .bind(ts(job.created_at))
+        .bind(ts(job.updated_at))
+        .bind(job.finished_at.map(ts))
+        .bind(job.error.clone())
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn update_job(&mut self, job: &Job) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET status = $1, total = $2, done = $3, failed = $4, updated_at = $5,
+                finished_at = $6, error = $7 WHERE id = $8",
+        )
+        .bind(job.status.as_str())
+        .bind(i64::try_from(job.total).unwrap_or(i64::MAX))
+        .bind(i64::try_from(job.done).unwrap_or(i64::MAX))
+        .bind(i64::try_from(job.failed).unwrap_or(i64::MAX))
+        .bind(ts(job.updated_at))
+        .bind(job.finished_at.map(ts))
+        .bind(job.error.clone())
+        .bind(job.id.clone())
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn job(&mut self, id: &str) -> Result<Option<Job>, StoreError> {
+        sqlx::query("SELECT * FROM jobs WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(self.c())
+            .await
+            .map_err(unavailable)?
+            .as_ref()
+            .map(job_of)
+            .transpose()
+    }
+
+    async fn unfinished_jobs(&mut self) -> Result<Vec<Job>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at, id",
+        )
+        .fetch_all(self.c())
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(job_of)
+        .collect()
+    }
+
+    async fn insert_erasure(&mut self, e: &Erasure) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO erasures (id, pseudonym, reporter_id, jurisdiction, requester_id, reason,
+                justification, status, approvals_required, created_at, completed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(e.id.clone())
+        .bind(e.pseudonym.clone())
+        .bind(e.reporter_id.clone())
+        .bind(e.jurisdiction.to_string())
+        .bind(e.requester_id.clone())
+        .bind(e.reason.clone())
+        .bind(e.justification.clone())
+        .bind(e.status.as_str())
+        .bind(i64::from(e.approvals_required))
+        .bind(ts(e.created_at))
+        .bind(e.completed_at.map(ts))
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn erasure(&mut self, id: &str) -> Result<Option<Erasure>, StoreError> {
+        let Some(row) = sqlx::query("SELECT * FROM erasures WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(self.c())
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let decisions = sqlx::query(
+            "SELECT principal_id, approve, comment, at FROM erasure_decisions
+             WHERE erasure_id = $1 ORDER BY at, principal_id",
+        )
+        .bind(id.to_owned())
+        .fetch_all(self.c())
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| {
+            Ok(Decision {
+                principal_id: get(r, "principal_id")?,
+                approve: get::<i64>(r, "approve")? != 0,
+                comment: get(r, "comment")?,
+                at: from_ts(get(r, "at")?)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(Erasure {
+            id: get(&row, "id")?,
+            pseudonym: get(&row, "pseudonym")?,
+            reporter_id: get(&row, "reporter_id")?,
+            jurisdiction: Jurisdiction::parse(&get::<String>(&row, "jurisdiction")?)
+                .map_err(|_| corrupt("jurisdiction"))?,
+            requester_id: get(&row, "requester_id")?,
+            reason: get(&row, "reason")?,
+            justification: get(&row, "justification")?,
+            status: ErasureStatus::parse(&get::<String>(&row, "status")?)
+                .ok_or_else(|| corrupt("erasure status"))?,
+            approvals_required: u32_of(get(&row, "approvals_required")?, "approvals_required")?,
+            decisions,
+            created_at: from_ts(get(&row, "created_at")?)?,
+            completed_at: from_ts_opt(get(&row, "completed_at")?)?,
+        }))
+    }
+
+    async fn insert_erasure_decision(&mut self, id: &str, d: &Decision) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO erasure_decisions (erasure_id, principal_id, approve, comment, at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id.to_owned())
+        .bind(d.principal_id.clone())
+        .bind(b(d.approve))
+        .bind(d.comment.clone())
+        .bind(ts(d.at))
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn update_erasure_status(
+        &mut self,
+        id: &str,
+        status: ErasureStatus,
+        completed_at: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE erasures SET status = $1, completed_at = $2 WHERE id = $3")
+            .bind(status.as_str())
+            .bind(completed_at.map(ts))
+            .bind(id.to_owned())
+            .execute(self.c())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn erase_reporter(&mut self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE reporters SET envelope = NULL, kek_version = NULL, blind_index = NULL,
+                claim_code_hash = NULL, erased_at = COALESCE(erased_at, $1), updated_at = $1
+             WHERE id = $2",
+        )
+        .bind(ts(at))
+        .bind(id.to_owned())
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn close_case(
+        &mut self,
+        pseudonym: &str,
+        closed_on: time::Date,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO case_closures (pseudonym, closed_on, closed_by, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (pseudonym) DO UPDATE SET closed_on = excluded.closed_on,
+                closed_by = excluded.closed_by, at = excluded.at",
+        )
+        .bind(pseudonym.to_owned())
+        .bind(closed_on.to_string())
+        .bind(by.to_owned())
+        .bind(ts(at))
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn reporters_due_for_retention(
+        &mut self,
+        cutoff: time::Date,
+        limit: u32,
+    ) -> Result<Vec<(String, Jurisdiction, String)>, StoreError> {
+        // ISO dates compare as text. A reporter qualifies when it has cases, every one of
+        // them is closed, the latest closure is before the cutoff, and no reward still needs
+        // it to claim or be paid.
+        sqlx::query(
+            "SELECT r.id AS id, r.jurisdiction AS jurisdiction, MIN(p.pseudonym) AS pseudonym
+             FROM reporters r
+             JOIN pseudonyms p ON p.reporter_id = r.id
+             LEFT JOIN case_closures c ON c.pseudonym = p.pseudonym
+             WHERE r.erased_at IS NULL
+               AND NOT EXISTS (
+                   SELECT 1 FROM reward_awards a JOIN rewards w ON w.id = a.reward_id
+                   WHERE a.reporter_id = r.id
+                     AND w.status IN ('pending_approval', 'approved', 'claimed'))
+             GROUP BY r.id, r.jurisdiction
+             HAVING COUNT(c.pseudonym) = COUNT(p.pseudonym) AND MAX(c.closed_on) < $1
+             ORDER BY r.id LIMIT $2",
+        )
+        .bind(cutoff.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(self.c())
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| {
+            Ok((
+                get(r, "id")?,
+                Jurisdiction::parse(&get::<String>(r, "jurisdiction")?)
+                    .map_err(|_| corrupt("jurisdiction"))?,
+                get(r, "pseudonym")?,
+            ))
+        })
+        .collect()
+    }
+
     async fn event_count(&mut self) -> Result<u64, StoreError> {
         // Indexes are dense from 0, so the count is MAX+1: an index lookup, not a scan.
         let n: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_events")
@@ -1181,11 +1553,19 @@ impl Repo for SqlConn {
 
 #[async_trait]
 impl Tx for SqlConn {
+    #[tracing::instrument(
+        name = "store.commit",
+        skip_all,
+        fields(db.system = self.engine.as_str())
+    )]
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         let this = *self;
         match this.inner {
             Inner::Tx(t) => {
                 if let Err(e) = t.commit().await {
+                    if this.pending.is_some() {
+                        crate::obs::append_lost();
+                    }
                     if let Some(flag) = &this.broken {
                         flag.store(true, std::sync::atomic::Ordering::SeqCst);
                     }
@@ -1204,6 +1584,26 @@ impl Tx for SqlConn {
 }
 
 /// An event from its stored leaf bytes (which must be canonical).
+fn job_of(row: &AnyRow) -> Result<Job, StoreError> {
+    let count = |col: &str| -> Result<u64, StoreError> {
+        Ok(u64::try_from(get::<i64>(row, col)?).unwrap_or(0))
+    };
+    Ok(Job {
+        id: get(row, "id")?,
+        kind: get(row, "kind")?,
+        status: JobStatus::parse(&get::<String>(row, "status")?)
+            .ok_or_else(|| corrupt("job status"))?,
+        requested_by: get(row, "requested_by")?,
+        total: count("total")?,
+        done: count("done")?,
+        failed: count("failed")?,
+        created_at: from_ts(get(row, "created_at")?)?,
+        updated_at: from_ts(get(row, "updated_at")?)?,
+        finished_at: from_ts_opt(get(row, "finished_at")?)?,
+        error: get(row, "error")?,
+    })
+}
+
 fn event_of(row: &AnyRow) -> Result<Event, StoreError> {
     let leaf: Vec<u8> = get(row, "leaf")?;
     Event::parse_leaf(&leaf).ok_or_else(|| corrupt("event leaf"))

@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::BodyExt;
+use tracing::Instrument as _;
 
 use super::AppState;
 use super::error::error_body;
@@ -49,15 +50,28 @@ pub async fn request_context(
         .and_then(valid_client_id)
         .unwrap_or_else(|| state.new_request_id());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().clone();
+    // A standard method's name, else `_OTHER`: a method token is whatever the client sent.
+    let method = crate::telemetry::method_label(req.method());
     // Only the route template is logged (`/v1/pseudonyms/{p}`), never the path itself: a
     // caller could put anything in a path segment, an ID number included. Query strings and
-    // bodies are never logged either.
+    // bodies are never logged either. The request's span (exported only when traces are on)
+    // holds the same allow-list: no path, query, header or body.
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = method,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        request_id = %id,
+    );
     let res = REQUEST_ID
         .scope(id.clone(), async move {
             let res = next.run(req).await;
             reshape_error(res).await
         })
+        .instrument(span.clone())
         .await;
     let mut res = res;
     let route = res
@@ -78,12 +92,23 @@ pub async fn request_context(
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert("x-request-id", v);
     }
+    let status = res.status().as_u16();
+    let took = started.elapsed();
+    span.record("http.route", route);
+    span.record("http.response.status_code", status);
+    if !matches!(route, "unmatched" | "unknown") {
+        crate::telemetry::rename_span(&span, format!("{method} {route}"));
+    }
+    if res.status().is_server_error() {
+        span.record("otel.status_code", "error");
+    }
+    crate::telemetry::observe_request(method, route, status, took);
     tracing::info!(
         request_id = %id,
-        method = %method,
+        method,
         route = %route,
-        status = res.status().as_u16(),
-        latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        status,
+        latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
         "request"
     );
     res

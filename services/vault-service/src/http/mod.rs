@@ -1,6 +1,7 @@
 //! The HTTP surface. Handlers extract, make one domain call, and shape the answer: no SQL and
 //! no cryptography here.
 
+mod admin;
 mod context;
 pub mod dto;
 pub mod error;
@@ -21,7 +22,6 @@ use vault_domain::clock::Clock;
 use vault_domain::vault::{DisclosureRequest, OpenedDisclosure, SealRequest};
 use vault_storage::SqlStore;
 
-use crate::keys::LocalKeys;
 use dto::*;
 use error::ApiError;
 use extract::{Authed, JsonBody};
@@ -37,13 +37,17 @@ pub struct AppState {
     /// The store (readiness).
     pub store: SqlStore,
     /// The keys (readiness).
-    pub keys: Arc<LocalKeys>,
+    pub keys: Arc<dyn vault_domain::ports::KeyProvider>,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Randomness (request ids).
     pub rng: Arc<dyn RandomSource>,
     /// Wakes the delivery worker when a message is queued.
     pub wake_notifier: Arc<tokio::sync::Notify>,
+    /// Wakes the job runner when a job is queued.
+    pub wake_jobs: Arc<tokio::sync::Notify>,
+    /// Whether this replica holds the leader lease (runs checkpoints and jobs).
+    pub leader: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -100,10 +104,20 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/oversight/rewards"),
     ("post", "/v1/receipts"),
     ("get", "/v1/receipts/public-key"),
+    ("get", "/v1/admin/keys"),
+    ("post", "/v1/admin/keys/rotate"),
+    ("post", "/v1/admin/keys/rewrap"),
+    ("post", "/v1/admin/keys/{version}/retire"),
+    ("get", "/v1/admin/jobs/{id}"),
+    ("post", "/v1/erasures"),
+    ("get", "/v1/erasures/{id}"),
+    ("post", "/v1/erasures/{id}/approve"),
+    ("post", "/v1/erasures/{id}/deny"),
+    ("post", "/v1/pseudonyms/{p}/close"),
 ];
 
 /// Every route of the contract.
-pub fn router(state: AppState, max_body: usize) -> Router {
+pub fn router(state: AppState, max_body: usize, body_timeout: std::time::Duration) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -149,9 +163,21 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/oversight/rewards", get(rewards::oversight))
         .route("/v1/receipts", post(receipt))
         .route("/v1/receipts/public-key", get(statement_key))
+        .route("/v1/admin/keys", get(admin::key_status))
+        .route("/v1/admin/keys/rotate", post(admin::rotate_keys))
+        .route("/v1/admin/keys/rewrap", post(admin::rewrap_keys))
+        .route("/v1/admin/keys/{version}/retire", post(admin::retire_key))
+        .route("/v1/admin/jobs/{id}", get(admin::get_job))
+        .route("/v1/erasures", post(admin::request_erasure))
+        .route("/v1/erasures/{id}", get(admin::get_erasure))
+        .route("/v1/erasures/{id}/approve", post(admin::approve_erasure))
+        .route("/v1/erasures/{id}/deny", post(admin::deny_erasure))
+        .route("/v1/pseudonyms/{p}/close", post(admin::close_case))
         .route_layer(middleware::from_fn(context::record_route))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
+        // A body trickled in to hold a connection open is cut off (408).
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
         // A bug must not drop the connection: answer (the error shape is added outside) and
         // log it. Panics are still bugs; the lints and tests keep them out.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -178,7 +204,7 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn readyz(State(s): State<AppState>) -> Response {
     use vault_domain::ports::Store as _;
     let store_ok = s.store.ping().await.is_ok();
-    let keys_ok = s.keys.ready();
+    let keys_ok = s.keys.check().is_ok();
     // Not ready while an append to the access trail would fail: every protected action
     // would answer 503, so traffic should go elsewhere until the fault clears.
     let trail_ok = store_ok && s.store.probe_trail().await.is_ok();
@@ -634,6 +660,17 @@ async fn metrics(State(s): State<AppState>) -> Response {
             g.approvals_waiting_over_15_days
         );
     }
+    if let Ok(Some(age)) = s.vault.checkpoint_age().await {
+        let _ = writeln!(
+            out,
+            "# HELP rv_audit_checkpoint_age_seconds Seconds since the newest signed checkpoint of the access trail.\n# TYPE rv_audit_checkpoint_age_seconds gauge\nrv_audit_checkpoint_age_seconds {}",
+            age.whole_seconds()
+        );
+    }
+    // Key versions in use (`rv_key_records{version}`) go here, with the key lifecycle.
+    // Below: request latency, disclosures and trail appends (counted through the `metrics`
+    // facade), then the process basics.
+    crate::telemetry::render_metrics(&mut out);
     (
         [(
             header::CONTENT_TYPE,
