@@ -319,8 +319,10 @@ impl Vault {
     }
 
     /// Creates a new KEK version, active for every new envelope (admin, or the CLI with
-    /// `actor = None`). The event is appended first and committed after the provider has
-    /// the key, so a rotation the trail cannot record does not happen.
+    /// `actor = None`). The trail is probed before the provider creates the key, and the
+    /// event commits right after it; only a trail failure in between that instant leaves a
+    /// version without its `key_rotated` event (`keys status` still lists it).
+    #[tracing::instrument(name = "vault.rotate_keys", skip_all)]
     pub async fn rotate_keys(&self, actor: Option<&Actor>) -> Result<u32, DomainError> {
         if let Some(actor) = actor {
             self.require_role(actor, &[Role::Admin], "manage keys")
@@ -328,6 +330,11 @@ impl Vault {
         }
         let now = self.now();
         let from = self.deps.keys.active_version();
+        self.deps
+            .store
+            .probe_trail()
+            .await
+            .map_err(DomainError::AuditUnavailable)?;
         let mut tx = self.deps.store.begin().await?;
         let mut ev = match actor {
             Some(a) => NewEvent::by(a, Action::KeyRotated, now),
@@ -350,6 +357,7 @@ impl Vault {
     }
 
     /// Destroys KEK `version` once nothing uses it (admin, or the CLI).
+    #[tracing::instrument(name = "vault.retire_key", skip_all)]
     pub async fn retire_key(&self, actor: Option<&Actor>, version: u32) -> Result<(), DomainError> {
         if let Some(actor) = actor {
             self.require_role(actor, &[Role::Admin], "manage keys")
@@ -431,6 +439,7 @@ impl Vault {
     /// Moves up to `limit` envelopes that are not on the active KEK version to it. Each
     /// envelope is swapped only if it is still the one read (compare-and-set), so a record
     /// changed meanwhile is simply picked up by the next step.
+    #[tracing::instrument(name = "vault.rewrap_step", skip_all)]
     pub async fn rewrap_step(&self, limit: u32) -> Result<RewrapProgress, DomainError> {
         let active = self.deps.keys.active_version();
         let todo = self
@@ -479,6 +488,7 @@ impl Vault {
     }
 
     /// Queues a rewrap job (admin); the leader runs it. Returns the job.
+    #[tracing::instrument(name = "vault.start_rewrap", skip_all)]
     pub async fn start_rewrap(&self, actor: Option<&Actor>) -> Result<Job, DomainError> {
         if let Some(actor) = actor {
             self.require_role(actor, &[Role::Admin], "manage keys")
@@ -536,6 +546,7 @@ impl Vault {
     /// Runs one queued or running job to completion (the leader calls this; the CLI calls it
     /// for the job it started). `on_progress` sees each step. Resumable: a job interrupted
     /// by a crash is picked up again where the records say it is.
+    #[tracing::instrument(name = "vault.run_job", skip_all)]
     pub async fn run_job(
         &self,
         mut job: Job,
@@ -609,6 +620,7 @@ impl Vault {
 
     /// Asks for a reporter's erasure (case system, admin). Custodians approve it like a
     /// disclosure.
+    #[tracing::instrument(name = "vault.request_erasure", skip_all)]
     pub async fn request_erasure(
         &self,
         actor: &Actor,
@@ -681,6 +693,7 @@ impl Vault {
     }
 
     /// An erasure request (requester, custodians, auditors in scope).
+    #[tracing::instrument(name = "vault.get_erasure", skip_all)]
     pub async fn get_erasure(&self, actor: &Actor, id: &str) -> Result<Erasure, DomainError> {
         self.require_role(
             actor,
@@ -703,6 +716,7 @@ impl Vault {
 
     /// A custodian's decision on an erasure. At quorum the envelope is destroyed in the same
     /// transaction, after the ledger has the entry.
+    #[tracing::instrument(name = "vault.decide_erasure", skip_all)]
     pub async fn decide_erasure(
         &self,
         actor: &Actor,
@@ -776,9 +790,17 @@ impl Vault {
             e.status = ErasureStatus::Denied;
             tx.update_erasure_status(&e.id, e.status, None).await?;
         }
-        ev.detail.insert("status".into(), e.status.as_str().into());
+        let quorum =
+            approve && u32::try_from(approvals).unwrap_or(u32::MAX) >= e.approvals_required;
+        // The status this decision leads to (the shredding below completes it).
+        let status = if quorum {
+            ErasureStatus::Completed
+        } else {
+            e.status
+        };
+        ev.detail.insert("status".into(), status.as_str().into());
         tx.append_event(&ev).await.map_err(audit_err)?;
-        if approve && u32::try_from(approvals).unwrap_or(u32::MAX) >= e.approvals_required {
+        if quorum {
             self.shred_in(&mut *tx, &mut e, now).await?;
         }
         tx.commit().await?;
@@ -823,6 +845,7 @@ impl Vault {
 
     /// Erases a record again after a restore from a backup older than its erasure (the
     /// erasure ledger names it). Returns whether anything was destroyed.
+    #[tracing::instrument(name = "vault.reapply_erasure", skip_all)]
     pub async fn reapply_erasure(
         &self,
         record_id: &str,
@@ -855,6 +878,7 @@ impl Vault {
 
     /// Records that a case was closed (case system, in scope). Retention counts from the
     /// latest closure among a reporter's cases.
+    #[tracing::instrument(name = "vault.close_case", skip_all)]
     pub async fn close_case(
         &self,
         actor: &Actor,
@@ -890,6 +914,7 @@ impl Vault {
 
     /// The retention job: erases every record whose cases all closed more than
     /// `retention_years` ago and that no open reward still needs. Returns how many.
+    #[tracing::instrument(name = "vault.apply_retention", skip_all)]
     pub async fn apply_retention(&self) -> Result<usize, DomainError> {
         let years = self.lifecycle().retention_years;
         if years == 0 {

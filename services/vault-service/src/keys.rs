@@ -100,6 +100,7 @@ impl LocalKeys {
                 let mut seen = f.seen.lock().map_err(poisoned)?;
                 // Start from the file, not memory: another process may have rotated.
                 let mut fresh = Keyring::load(&f.path, &f.protector).map_err(unavailable)?;
+                same_lineage(&current, &fresh, self.rng.as_ref())?;
                 let out = change(&mut fresh).map_err(lifecycle)?;
                 fresh.save(&f.path, &f.protector).map_err(unavailable)?;
                 *seen = mtime(&f.path);
@@ -258,6 +259,10 @@ impl KeyProvider for LocalKeys {
         }
         let fresh = Keyring::load(&f.path, &f.protector).map_err(unavailable)?;
         let mut current = self.keyring.write().map_err(poisoned)?;
+        // A file that decrypts but holds other keys (a keyring from another deployment copied
+        // over this one) is refused: adopting it would seal new records under foreign keys
+        // and stop old ones from opening. The keys in memory stay in use.
+        same_lineage(&current, &fresh, self.rng.as_ref())?;
         let mut seen = f.seen.lock().map_err(poisoned)?;
         let changed = fresh.versions() != current.versions()
             || fresh.active_version() != current.active_version();
@@ -269,6 +274,49 @@ impl KeyProvider for LocalKeys {
     fn check(&self) -> Result<(), KeyError> {
         self.keyring.read().map(|_| ()).map_err(poisoned)
     }
+}
+
+/// Whether `fresh` is this keyring, possibly rotated or with versions retired: the same
+/// blind-index, disclosure-MAC and log keys, and the same key for every KEK version both
+/// hold (a data key wrapped by one unwraps with the other).
+fn same_lineage(
+    current: &Keyring,
+    fresh: &Keyring,
+    rng: &dyn RandomSource,
+) -> Result<(), KeyError> {
+    use vault_crypto::envelope::KeyWrapper;
+    let foreign = || {
+        KeyError::Unavailable(
+            "the keyring file now holds keys of another keyring; keeping the keys in use".into(),
+        )
+    };
+    let probe = |k: &Keyring| {
+        (
+            k.blind_index_key().index("lineage", "probe"),
+            k.disclosure_mac_key().field_mac("lineage", "probe"),
+        )
+    };
+    if probe(current) != probe(fresh)
+        || current.log_signing_seed().expose_secret() != fresh.log_signing_seed().expose_secret()
+    {
+        return Err(foreign());
+    }
+    let dek = vault_crypto::secret::Key32::generate(rng).map_err(unavailable)?;
+    for (version, _) in current.versions() {
+        if !fresh.versions().iter().any(|(v, _)| *v == version) {
+            continue;
+        }
+        let wrapped = current
+            .wrap(version, &dek, b"reporter-vault/lineage", rng)
+            .map_err(unavailable)?;
+        if fresh
+            .unwrap(version, &wrapped, b"reporter-vault/lineage")
+            .is_err()
+        {
+            return Err(foreign());
+        }
+    }
+    Ok(())
 }
 
 fn lifecycle(e: vault_crypto::CryptoError) -> KeyError {

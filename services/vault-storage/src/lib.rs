@@ -81,7 +81,9 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_connections: 8,
-            acquire_timeout: Duration::from_secs(2),
+            // Under the 2 s a client may wait for a 503: sqlx retries a refused connection
+            // until this runs out, so it bounds how long an outage holds each request.
+            acquire_timeout: Duration::from_millis(1500),
             sqlite_sync: SqliteSync::Normal,
         }
     }

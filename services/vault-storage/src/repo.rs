@@ -1507,12 +1507,12 @@ impl Repo for SqlConn {
         limit: u32,
     ) -> Result<Vec<(String, Jurisdiction, String)>, StoreError> {
         // ISO dates compare as text. A reporter qualifies when it has cases, every one of
-        // them is closed, the latest closure is before the cutoff, and no reward still needs
+        // them is closed (pseudonyms replaced by rotation no longer count), the latest closure is before the cutoff, and no reward still needs
         // it to claim or be paid.
         sqlx::query(
             "SELECT r.id AS id, r.jurisdiction AS jurisdiction, MIN(p.pseudonym) AS pseudonym
              FROM reporters r
-             JOIN pseudonyms p ON p.reporter_id = r.id
+             JOIN pseudonyms p ON p.reporter_id = r.id AND p.status = 'active'
              LEFT JOIN case_closures c ON c.pseudonym = p.pseudonym
              WHERE r.erased_at IS NULL
                AND NOT EXISTS (

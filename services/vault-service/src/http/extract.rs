@@ -251,6 +251,12 @@ impl FromRequest<AppState> for RawJson {
                     "payload_too_large",
                     "the request body is over the limit",
                 )
+            } else if body_timed_out(&rej) {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body did not arrive in time",
+                )
             } else {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -261,4 +267,16 @@ impl FromRequest<AppState> for RawJson {
         })?;
         Ok(RawJson(bytes))
     }
+}
+
+/// Whether a body rejection was the body deadline running out.
+fn body_timed_out(rej: &axum::extract::rejection::BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rej);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }

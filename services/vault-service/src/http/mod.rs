@@ -176,8 +176,11 @@ pub fn router(state: AppState, max_body: usize, body_timeout: std::time::Duratio
         .route_layer(middleware::from_fn(context::record_route))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
-        // A body trickled in to hold a connection open is cut off (408).
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
+        // A declared Content-Length over the limit is refused before any of it is read.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        // A body trickled in to hold a connection open is cut off (408): a deadline from the
+        // request's arrival, not an idle timer that every byte resets.
+        .layer(tower_http::timeout::RequestBodyDeadlineLayer::new(body_timeout))
         // A bug must not drop the connection: answer (the error shape is added outside) and
         // log it. Panics are still bugs; the lints and tests keep them out.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -667,7 +670,26 @@ async fn metrics(State(s): State<AppState>) -> Response {
             age.whole_seconds()
         );
     }
-    // Key versions in use (`rv_key_records{version}`) go here, with the key lifecycle.
+    // Key versions in use: envelopes per KEK version, and the active version.
+    if let Ok(k) = s.vault.key_status(None).await {
+        let _ = writeln!(
+            out,
+            "# HELP rv_key_records Envelopes wrapped under each KEK version.\n# TYPE rv_key_records gauge"
+        );
+        for v in k.versions.iter().filter(|v| !v.retired || v.records > 0) {
+            let _ = writeln!(out, "rv_key_records{{version=\"{}\"}} {}", v.version, v.records);
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rv_key_active_version The KEK version new envelopes use.\n# TYPE rv_key_active_version gauge\nrv_key_active_version {}",
+            k.active_version
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP rv_leader Whether this replica holds the leader lease (signs checkpoints, runs jobs).\n# TYPE rv_leader gauge\nrv_leader {}",
+        u8::from(s.leader.load(std::sync::atomic::Ordering::Acquire))
+    );
     // Below: request latency, disclosures and trail appends (counted through the `metrics`
     // facade), then the process basics.
     crate::telemetry::render_metrics(&mut out);
