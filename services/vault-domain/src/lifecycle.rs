@@ -552,6 +552,9 @@ impl Vault {
         mut job: Job,
         mut on_progress: impl FnMut(&Job) + Send,
     ) -> Result<Job, DomainError> {
+        // The replica that queued the job may have known an older active version than this
+        // one: take the newest keys before deciding what "current" is.
+        self.deps.keys.reload().map_err(key_err)?;
         job.status = JobStatus::Running;
         job.updated_at = self.now();
         self.save_job(&job).await?;
@@ -585,6 +588,9 @@ impl Vault {
             self.save_job(&job).await?;
         }
         let now = self.now();
+        // Progress is saved after each batch commits; a leader that died between the two
+        // under-counted. At the end the records themselves say what was done.
+        job.done = job.total.saturating_sub(job.failed);
         job.status = JobStatus::Completed;
         job.finished_at = Some(now);
         job.updated_at = now;

@@ -488,10 +488,13 @@ impl Application {
             Duration::from_secs(2),
             stop_rx,
         ));
+        // Leadership stops on its own signal, sent only after the final checkpoint and the
+        // job runner are done, so the lease is never released with a signature pending.
+        let (lead_stop_tx, lead_stop_rx) = tokio::sync::watch::channel(false);
         let leadership = tokio::spawn(crate::leader::run_leadership(
             self.state.store.clone(),
             self.state.leader.clone(),
-            stop_tx.subscribe(),
+            lead_stop_rx,
         ));
         let checkpoints = tokio::spawn(run_checkpointer(
             self.state.vault.clone(),
@@ -524,6 +527,7 @@ impl Application {
         let _ = jobs.await;
         let _ = reload.await;
         // Last: the lease is released only after the final checkpoint was signed.
+        let _ = lead_stop_tx.send(true);
         let _ = leadership.await;
         store.close().await;
         tracing::info!("reporter-vault stopped");

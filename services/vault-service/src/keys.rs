@@ -240,7 +240,11 @@ impl KeyProvider for LocalKeys {
         let to = kr.active_version();
         let out =
             envelope::rewrap(&*kr, &ctx, env, to, self.rng.as_ref()).map_err(|e| match e {
-                vault_crypto::CryptoError::Random => KeyError::Unavailable(e.to_string()),
+                // A version this process does not hold yet is not a damaged envelope.
+                vault_crypto::CryptoError::Random
+                | vault_crypto::CryptoError::UnknownKeyVersion(_) => {
+                    KeyError::Unavailable(e.to_string())
+                }
                 _ => KeyError::Integrity,
             })?;
         Ok((out, to))

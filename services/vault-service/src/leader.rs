@@ -48,8 +48,6 @@ pub async fn run_leadership(
             break;
         }
     }
-    // Give the final checkpoint (signed on shutdown) a moment before letting go.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     if let Some(l) = lease {
         l.release().await;
     }

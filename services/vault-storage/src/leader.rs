@@ -31,6 +31,21 @@ impl SqlStore {
                     .await
                     .map_err(unavailable)?;
                 if got {
+                    // A leader that stops answering (frozen, or its host gone without a
+                    // reset) must lose the lease in seconds, not after the kernel's two-hour
+                    // keepalive: the live leader queries every second, so an idle session of
+                    // 5 s means it is gone, and PostgreSQL ends it, releasing the lock.
+                    for set in [
+                        "SET idle_session_timeout = '5s'",
+                        "SET tcp_keepalives_idle = 2",
+                        "SET tcp_keepalives_interval = 1",
+                        "SET tcp_keepalives_count = 3",
+                    ] {
+                        sqlx::query(sqlx::AssertSqlSafe(set))
+                            .execute(&mut conn)
+                            .await
+                            .map_err(unavailable)?;
+                    }
                     Ok(Some(LeaderLease { conn: Some(conn) }))
                 } else {
                     let _ = conn.close().await;
@@ -49,7 +64,8 @@ impl LeaderLease {
         };
         let check = sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
-               AND pid = pg_backend_pid() AND objid::bigint = $1",
+               AND pid = pg_backend_pid() AND classid = 0 AND objsubid = 1
+               AND objid::bigint = $1",
         )
         .bind(LEADER_LOCK)
         .fetch_one(conn);
