@@ -24,6 +24,6 @@ pub mod vault;
 pub mod verify;
 
 pub use error::DomainError;
-pub use trail::{InclusionProof, LeakMatch, TreeHead};
 pub use lifecycle::{ErasureLedger, LedgerEntry, LifecycleConfig};
+pub use trail::{InclusionProof, LeakMatch, TreeHead};
 pub use vault::{DisclosureConfig, Vault, VaultDeps};

@@ -367,7 +367,9 @@ impl Vault {
         self.deps.keys.reload().map_err(key_err)?;
         let status = self.key_status_unchecked().await?;
         let Some(v) = status.versions.iter().find(|v| v.version == version) else {
-            return Err(DomainError::NotFound { what: "key version" });
+            return Err(DomainError::NotFound {
+                what: "key version",
+            });
         };
         if v.retired {
             return Err(DomainError::conflict(
@@ -619,7 +621,15 @@ impl Vault {
 
     /// The oldest queued or running job, for the leader.
     pub async fn next_job(&self) -> Result<Option<Job>, DomainError> {
-        Ok(self.deps.store.read().await?.unfinished_jobs().await?.into_iter().next())
+        Ok(self
+            .deps
+            .store
+            .read()
+            .await?
+            .unfinished_jobs()
+            .await?
+            .into_iter()
+            .next())
     }
 
     // ------------------------------------------------------------------ erasure
@@ -703,7 +713,12 @@ impl Vault {
     pub async fn get_erasure(&self, actor: &Actor, id: &str) -> Result<Erasure, DomainError> {
         self.require_role(
             actor,
-            &[Role::CaseSystem, Role::Admin, Role::Custodian, Role::Auditor],
+            &[
+                Role::CaseSystem,
+                Role::Admin,
+                Role::Custodian,
+                Role::Auditor,
+            ],
             "read erasures",
         )
         .await?;
@@ -874,7 +889,8 @@ impl Vault {
         ev.target = Some(erasure_id.to_owned());
         ev.record = Some(record_id.to_owned());
         ev.jurisdiction = Some(r.jurisdiction.to_string());
-        ev.detail.insert("reason".into(), "ledger_after_restore".into());
+        ev.detail
+            .insert("reason".into(), "ledger_after_restore".into());
         tx.append_event(&ev).await.map_err(audit_err)?;
         tx.commit().await?;
         Ok(true)
@@ -898,7 +914,10 @@ impl Vault {
             .await?;
         let now = self.now();
         if closed_on > now.to_offset(CST).date() {
-            return Err(DomainError::invalid("closed_on", "must not be in the future"));
+            return Err(DomainError::invalid(
+                "closed_on",
+                "must not be in the future",
+            ));
         }
         if closed_on < rec.received_at.to_offset(CST).date() {
             return Err(DomainError::invalid(
@@ -946,9 +965,7 @@ impl Vault {
                 jurisdiction,
                 requester_id: RETENTION_REQUESTER.into(),
                 reason: "retention".into(),
-                justification: format!(
-                    "retention: every case closed more than {years} years ago"
-                ),
+                justification: format!("retention: every case closed more than {years} years ago"),
                 status: ErasureStatus::Pending,
                 approvals_required: 0,
                 decisions: Vec::new(),
@@ -968,11 +985,10 @@ impl Vault {
 /// `today` minus `years` calendar years (29 February becomes 28 February).
 fn years_before(today: Date, years: u32) -> Option<Date> {
     let year = today.year().checked_sub(i32::try_from(years).ok()?)?;
-    today.replace_year(year).ok().or_else(|| {
-        today
-            .previous_day()
-            .and_then(|d| d.replace_year(year).ok())
-    })
+    today
+        .replace_year(year)
+        .ok()
+        .or_else(|| today.previous_day().and_then(|d| d.replace_year(year).ok()))
 }
 
 fn job_failed_floor(job: &Job) -> u64 {

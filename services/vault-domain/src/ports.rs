@@ -240,8 +240,11 @@ pub trait Repo: Send {
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
     /// Marks a KEK version retired.
-    async fn retire_key_version(&mut self, version: u32, at: OffsetDateTime)
-    -> Result<(), StoreError>;
+    async fn retire_key_version(
+        &mut self,
+        version: u32,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
     /// Up to `limit` records with an envelope not on KEK version `active`, by id.
     async fn reporters_not_on_key_version(
         &mut self,
@@ -271,11 +274,9 @@ pub trait Repo: Send {
     /// Stores an erasure request.
     async fn insert_erasure(&mut self, e: &crate::lifecycle::Erasure) -> Result<(), StoreError>;
     /// One erasure request with its decisions.
-    async fn erasure(&mut self, id: &str)
-    -> Result<Option<crate::lifecycle::Erasure>, StoreError>;
+    async fn erasure(&mut self, id: &str) -> Result<Option<crate::lifecycle::Erasure>, StoreError>;
     /// Records a custodian's decision on an erasure.
-    async fn insert_erasure_decision(&mut self, id: &str, d: &Decision)
-    -> Result<(), StoreError>;
+    async fn insert_erasure_decision(&mut self, id: &str, d: &Decision) -> Result<(), StoreError>;
     /// Sets an erasure's state.
     async fn update_erasure_status(
         &mut self,

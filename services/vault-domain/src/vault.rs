@@ -167,7 +167,12 @@ pub(crate) fn audit_err(e: StoreError) -> DomainError {
 }
 
 /// Text fields that are neither identity data nor free of limits.
-pub(crate) fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<String, DomainError> {
+pub(crate) fn check_text(
+    field: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+) -> Result<String, DomainError> {
     let trimmed = value.trim();
     let n = trimmed.chars().count();
     if n < min || n > max {

@@ -365,7 +365,9 @@ impl StoreArgs {
             return Err(StartError::Config("RV_ERASURE_QUORUM must be 1–10".into()));
         }
         if self.retention_years > 200 {
-            return Err(StartError::Config("RV_RETENTION_YEARS must be 0–200".into()));
+            return Err(StartError::Config(
+                "RV_RETENTION_YEARS must be 0–200".into(),
+            ));
         }
         let key_provider = match self.key_provider {
             ProviderArg::Local => KeyProviderConfig::Local,
@@ -394,9 +396,9 @@ impl StoreArgs {
                 ..vault_domain::LifecycleConfig::default()
             },
             erasure_ledger: self.erasure_ledger.clone(),
-            key_reload_every: std::time::Duration::from_secs(
-                u64::from(self.key_reload_seconds.max(1)),
-            ),
+            key_reload_every: std::time::Duration::from_secs(u64::from(
+                self.key_reload_seconds.max(1),
+            )),
         })
     }
 }

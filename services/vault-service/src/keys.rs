@@ -109,7 +109,6 @@ impl LocalKeys {
             }
         }
     }
-
 }
 
 impl KeyProvider for LocalKeys {

@@ -27,7 +27,10 @@ pub async fn run_leadership(
                 Ok(Some(l)) => {
                     lease = Some(l);
                     leader.store(true, Ordering::Release);
-                    tracing::info!(leader = true, "this replica leads: checkpoints and jobs run here");
+                    tracing::info!(
+                        leader = true,
+                        "this replica leads: checkpoints and jobs run here"
+                    );
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "could not try the leader lease"),

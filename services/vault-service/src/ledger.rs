@@ -33,7 +33,10 @@ impl FileLedger {
 
 impl ErasureLedger for FileLedger {
     fn record(&self, entry: &LedgerEntry) -> Result<(), String> {
-        let _guard = self.lock.lock().map_err(|_| "ledger lock poisoned".to_owned())?;
+        let _guard = self
+            .lock
+            .lock()
+            .map_err(|_| "ledger lock poisoned".to_owned())?;
         let mut line = serde_json::to_vec(entry).map_err(|_| "could not encode".to_owned())?;
         line.push(b'\n');
         let mut f = std::fs::OpenOptions::new()

@@ -24,7 +24,12 @@ impl SqlStore {
         match self.engine_kind() {
             Engine::Sqlite => Ok(Some(LeaderLease { conn: None })),
             Engine::Postgres => {
-                let mut conn = self.writer_pool().acquire().await.map_err(unavailable)?.detach();
+                let mut conn = self
+                    .writer_pool()
+                    .acquire()
+                    .await
+                    .map_err(unavailable)?
+                    .detach();
                 let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
                     .bind(LEADER_LOCK)
                     .fetch_one(&mut conn)

@@ -8,11 +8,11 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
 use vault_domain::audit::{Event, NewEvent};
+use vault_domain::lifecycle::{Erasure, ErasureStatus, Job, JobStatus, KeyVersionRow};
 use vault_domain::model::{
     Decision, Disclosure, DisclosureStatus, OutboxMessage, Principal, PseudonymOrigin,
     PseudonymRecord, PseudonymStatus, ReporterRecord,
 };
-use vault_domain::lifecycle::{Erasure, ErasureStatus, Job, JobStatus, KeyVersionRow};
 use vault_domain::ports::{Repo, StoreError, Tx};
 use vault_domain::values::{
     CaseRef, Channel, IdentityField, Jurisdiction, MessageKind, Purpose, Role,

@@ -169,7 +169,9 @@ pub async fn rewrap_keys(
     s.wake_jobs.notify_one();
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "job_id": job.id, "status": job.status.as_str(), "total": job.total })),
+        Json(
+            serde_json::json!({ "job_id": job.id, "status": job.status.as_str(), "total": job.total }),
+        ),
     ))
 }
 

@@ -180,7 +180,9 @@ pub fn router(state: AppState, max_body: usize, body_timeout: std::time::Duratio
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         // A body trickled in to hold a connection open is cut off (408): a deadline from the
         // request's arrival, not an idle timer that every byte resets.
-        .layer(tower_http::timeout::RequestBodyDeadlineLayer::new(body_timeout))
+        .layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
+            body_timeout,
+        ))
         // A bug must not drop the connection: answer (the error shape is added outside) and
         // log it. Panics are still bugs; the lints and tests keep them out.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -677,7 +679,11 @@ async fn metrics(State(s): State<AppState>) -> Response {
             "# HELP rv_key_records Envelopes wrapped under each KEK version.\n# TYPE rv_key_records gauge"
         );
         for v in k.versions.iter().filter(|v| !v.retired || v.records > 0) {
-            let _ = writeln!(out, "rv_key_records{{version=\"{}\"}} {}", v.version, v.records);
+            let _ = writeln!(
+                out,
+                "rv_key_records{{version=\"{}\"}} {}",
+                v.version, v.records
+            );
         }
         let _ = writeln!(
             out,
