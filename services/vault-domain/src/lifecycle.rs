@@ -335,17 +335,19 @@ impl Vault {
             .probe_trail()
             .await
             .map_err(DomainError::AuditUnavailable)?;
-        let mut tx = self.deps.store.begin().await?;
         let mut ev = match actor {
             Some(a) => NewEvent::by(a, Action::KeyRotated, now),
             None => NewEvent::system(Action::KeyRotated, now).with_detail("via", "cli"),
         };
         ev.detail.insert("from_version".into(), from.to_string());
+        // The provider's work (an scrypt-protected file rewrite, or an HSM call) happens with
+        // no transaction open, so sealing is never held up behind it.
         let version = self
             .deps
             .keys
             .rotate(now.unix_timestamp())
             .map_err(key_err)?;
+        let mut tx = self.deps.store.begin().await?;
         ev.detail.insert("to_version".into(), version.to_string());
         ev.detail
             .insert("provider".into(), self.deps.keys.provider_kind().into());
@@ -411,10 +413,13 @@ impl Vault {
                 ),
             ));
         }
-        let mut tx = self.deps.store.begin().await?;
-        // Counted again inside the write transaction: a seal that raced the check above is
-        // seen here.
-        let still = tx
+        // Counted again just before destroying: a seal that raced the check above is seen
+        // here (the grace period keeps replicas from sealing under it any more).
+        let still = self
+            .deps
+            .store
+            .read()
+            .await?
             .records_per_key_version()
             .await?
             .into_iter()
@@ -431,9 +436,16 @@ impl Vault {
             None => NewEvent::system(Action::KeyRetired, now).with_detail("via", "cli"),
         };
         ev.detail.insert("version".into(), version.to_string());
+        self.deps
+            .store
+            .probe_trail()
+            .await
+            .map_err(DomainError::AuditUnavailable)?;
+        // Outside any transaction: the provider's file rewrite or HSM call can take seconds.
+        self.deps.keys.retire(version).map_err(key_err)?;
+        let mut tx = self.deps.store.begin().await?;
         tx.retire_key_version(version, now).await?;
         tx.append_event(&ev).await.map_err(audit_err)?;
-        self.deps.keys.retire(version).map_err(key_err)?;
         tx.commit().await?;
         Ok(())
     }

@@ -93,21 +93,25 @@ impl LocalKeys {
         &self,
         change: impl FnOnce(&mut Keyring) -> Result<u32, vault_crypto::CryptoError>,
     ) -> Result<u32, KeyError> {
-        let mut current = self.keyring.write().map_err(poisoned)?;
-        match &self.file {
-            None => change(&mut current).map_err(lifecycle),
-            Some(f) => {
-                let mut seen = f.seen.lock().map_err(poisoned)?;
-                // Start from the file, not memory: another process may have rotated.
-                let mut fresh = Keyring::load(&f.path, &f.protector).map_err(unavailable)?;
-                same_lineage(&current, &fresh, self.rng.as_ref())?;
-                let out = change(&mut fresh).map_err(lifecycle)?;
-                fresh.save(&f.path, &f.protector).map_err(unavailable)?;
-                *seen = mtime(&f.path);
-                *current = fresh;
-                Ok(out)
-            }
-        }
+        let Some(f) = &self.file else {
+            let mut current = self.keyring.write().map_err(poisoned)?;
+            return change(&mut current).map_err(lifecycle);
+        };
+        // `seen` serialises changers; the keyring itself is locked only for the swap, so
+        // seals and opens go on while the file is decrypted and re-encrypted (scrypt).
+        let mut seen = f.seen.lock().map_err(poisoned)?;
+        // Start from the file, not memory: another process may have rotated.
+        let mut fresh = Keyring::load(&f.path, &f.protector).map_err(unavailable)?;
+        same_lineage(
+            &*self.keyring.read().map_err(poisoned)?,
+            &fresh,
+            self.rng.as_ref(),
+        )?;
+        let out = change(&mut fresh).map_err(lifecycle)?;
+        fresh.save(&f.path, &f.protector).map_err(unavailable)?;
+        *seen = mtime(&f.path);
+        *self.keyring.write().map_err(poisoned)? = fresh;
+        Ok(out)
     }
 }
 

@@ -459,8 +459,11 @@ impl Repo for SqlConn {
         kek_version: u32,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE reporters SET envelope = $1, kek_version = $2, updated_at = $3 WHERE id = $4",
+        // Never on an erased record: an erasure that committed after this transaction read
+        // the record must not be undone by a new report of the same person.
+        let done = sqlx::query(
+            "UPDATE reporters SET envelope = $1, kek_version = $2, updated_at = $3
+             WHERE id = $4 AND erased_at IS NULL",
         )
         .bind(envelope.to_vec())
         .bind(i64::from(kek_version))
@@ -469,6 +472,11 @@ impl Repo for SqlConn {
         .execute(self.c())
         .await
         .map_err(unavailable)?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict(
+                "the record was erased while this request ran; retry".into(),
+            ));
+        }
         Ok(())
     }
 
