@@ -64,16 +64,17 @@ pub const TEST_AGE_IDENTITY: &str =
 pub const TEST_AGE_RECIPIENT: &str =
     "age1zcd9antadqkqlgh9ckppsnerr8jzh2nuh8xv3ruszynhw4s7gess8j2ey7";
 
-/// A private scratch directory for this process (under /dev/shm when it exists, so file
-/// round trips cost no disk I/O), removed by nobody: the OS cleans tmpfs, and CI machines are
-/// fresh.
+/// A private scratch directory for this process: under `$RV_FUZZ_SCRATCH` when set
+/// (`tests/fuzz/run` points it into its own temporary directory, removed when it ends), else
+/// under /dev/shm when it exists (file round trips then cost no disk I/O), else the temporary
+/// directory.
 pub fn scratch_dir(tag: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let base = DIR.get_or_init(|| {
-        let root = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
+        let root = match std::env::var_os("RV_FUZZ_SCRATCH") {
+            Some(dir) => PathBuf::from(dir),
+            None if Path::new("/dev/shm").is_dir() => PathBuf::from("/dev/shm"),
+            None => std::env::temp_dir(),
         };
         let dir = root.join(format!("rv-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("scratch dir: {e}"));
