@@ -11,8 +11,10 @@
 //!   `COMMIT` as three statements, like the service's transactions.
 //! * `GET /v1/items/{id}`: one select by primary key on the read pool; 200 or 404.
 //!
-//! `--driver any` runs the same queries through sqlx's `Any` driver (the service's), to
-//! separate the driver's cost from the rest. Run by `tests/bench/run`; not shipped.
+//! Pools as the service's: one SQLite writer connection, eight readers (PostgreSQL: eight),
+//! sqlx's defaults otherwise. `--driver any` runs the same queries through sqlx's `Any` driver
+//! (the service's) and `--no-ping` turns off sqlx's ping before each acquire, to separate those
+//! costs from the rest. Run by `tests/bench/run` with the defaults; not shipped.
 
 use std::net::SocketAddr;
 use std::str::FromStr as _;
@@ -70,6 +72,11 @@ struct Args {
     /// Wrap each insert in an explicit transaction (BEGIN [IMMEDIATE] / INSERT / COMMIT).
     #[arg(long)]
     tx: bool,
+    /// Skip sqlx's ping of a pooled connection before handing it out (`test_before_acquire`,
+    /// on by default in sqlx and in the service): one round trip to the database (SQLite: to
+    /// its worker thread) less per request.
+    #[arg(long)]
+    no_ping: bool,
 }
 
 #[derive(Clone)]
@@ -116,6 +123,7 @@ async fn open(args: &Args) -> Result<Db, BoxErr> {
             let opts = sqlite_options(&args.database_url)?;
             let make = |max: u32| {
                 SqlitePoolOptions::new()
+                    .test_before_acquire(!args.no_ping)
                     .max_connections(max)
                     .min_connections(1)
                     .acquire_timeout(acquire)
@@ -129,6 +137,7 @@ async fn open(args: &Args) -> Result<Db, BoxErr> {
         }
         (DriverArg::Native, EngineArg::Postgres) => {
             let pool = PgPoolOptions::new()
+                .test_before_acquire(!args.no_ping)
                 .max_connections(args.max_connections.max(2))
                 .acquire_timeout(acquire)
                 .idle_timeout(None)
@@ -152,6 +161,7 @@ async fn open(args: &Args) -> Result<Db, BoxErr> {
             }
             let make = |max: u32| {
                 AnyPoolOptions::new()
+                    .test_before_acquire(!args.no_ping)
                     .max_connections(max)
                     .min_connections(1)
                     .acquire_timeout(acquire)
