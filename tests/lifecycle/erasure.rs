@@ -414,10 +414,7 @@ async fn an_unwritable_ledger_fails_the_erasure_closed(engine: Engine) {
     store.audit_verify(&[]).await;
 }
 
-both_engines_known_bug!(
-    "known bug: on PostgreSQL a re-seal racing an erasure can deadlock with it (503) or be refused (409); the erasure itself now holds",
-    an_erasure_racing_a_new_report_of_the_same_person_stays_erased
-);
+both_engines!(an_erasure_racing_a_new_report_of_the_same_person_stays_erased);
 
 /// The final approval of an erasure and a new report by the same person (the same resident
 /// ID: the vault re-seals the existing record) arrive together, with the report a few ms

@@ -43,26 +43,6 @@ macro_rules! both_engines {
     };
 }
 
-/// As `both_engines!`, but both variants `#[ignore]`d with `$why`: a known bug, written down,
-/// that the test reproduces (run them with `--ignored`).
-macro_rules! both_engines_known_bug {
-    ($why:literal, $name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            #[ignore = $why]
-            async fn sqlite() {
-                super::$name(crate::harness::Engine::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            #[ignore = $why]
-            async fn postgres() {
-                super::$name(crate::harness::Engine::Postgres).await;
-            }
-        }
-    };
-}
-
 /// Evaluates `$poll` (an expression that may `.await`) every 100 ms until it is `Some(x)`, and
 /// yields `x`; panics with `$what` after `$timeout`.
 macro_rules! wait_for {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 
 use crate::harness::{
-    ALL_FIELDS, Engine, Person, Server, Store, assert_discloses, describe, key_version,
+    ALL_FIELDS, Engine, Person, Server, Store, assert_discloses, describe, env_version, key_version,
 };
 
 both_engines!(retiring_a_key_version_follows_the_rules);
@@ -178,4 +178,52 @@ async fn retiring_a_key_version_follows_the_rules(engine: Engine) {
     );
     server.stop().await;
     store.audit_verify(&[]).await;
+}
+
+both_engines!(a_process_that_missed_a_rotation_never_seals_under_a_retired_key);
+
+/// A server that has not reloaded the keys yet (reload every hour here) still seals under
+/// v1 after the CLI rotated to v2 and retired v1 with no grace. Each such seal is refused in
+/// its own transaction, the server reloads and seals again under v2: the record opens, and
+/// no record is ever stored under the destroyed key. Without the check, the seal would store
+/// a v1 envelope that nothing can open any more.
+async fn a_process_that_missed_a_rotation_never_seals_under_a_retired_key(engine: Engine) {
+    let store = Store::new(engine).await;
+    let server = Server::start(
+        &store,
+        &[
+            ("RV_KEY_RELOAD_SECONDS", "3600"),
+            ("RV_KEY_RETIRE_GRACE_SECONDS", "0"),
+        ],
+    )
+    .await;
+    // Nothing sealed yet: v1 is in use by no record, so the CLI may retire it at once.
+    let cli = [("RV_KEY_RETIRE_GRACE_SECONDS", "0")];
+    let out = store.run(&["keys", "rotate"], &cli).await;
+    assert!(out.status.success(), "CLI rotate: {}", describe(&out));
+    let out = store.run(&["keys", "retire", "1"], &cli).await;
+    assert!(out.status.success(), "CLI retire v1: {}", describe(&out));
+
+    let person = Person::nth(777);
+    let p = server.seal(&person, "SX-STALE-1").await;
+    let record = store.record_of(&p).await;
+    let row = store.reporter_row(&record).await;
+    let envs = store.envelopes().await;
+    let (_, col, env) = envs
+        .iter()
+        .find(|(id, _, _)| *id == record)
+        .expect("the sealed record's envelope");
+    assert_eq!(
+        (*col, env_version(env)),
+        (2, 2),
+        "sealed under the retired v1 instead of v2 ({row:?})"
+    );
+    let k = server.keys().await;
+    assert_eq!(key_version(&k, 2)["records"], 1, "{k}");
+    assert_eq!(key_version(&k, 1)["records"], 0, "{k}");
+    assert_eq!(key_version(&k, 1)["retired"], true, "{k}");
+    let d = server.approved_disclosure(&p, &ALL_FIELDS).await;
+    let opened = server.open(&d).await.expect(200, "open the record");
+    assert_discloses(&opened, &person, "the record sealed after the retirement");
+    server.stop().await;
 }

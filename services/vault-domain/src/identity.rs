@@ -75,8 +75,9 @@ impl Identity {
     }
 }
 
-/// Normalised identity values by field, wiped when dropped. This is what an envelope holds.
-#[derive(Default)]
+/// Normalised identity values by field, wiped when dropped (every copy: a seal that must be
+/// retried under a newer key version clones them). This is what an envelope holds.
+#[derive(Default, Clone)]
 pub struct IdentityFields(BTreeMap<IdentityField, Zeroizing<String>>);
 
 impl IdentityFields {

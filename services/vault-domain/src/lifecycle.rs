@@ -228,17 +228,51 @@ pub struct Job {
 }
 
 /// Progress of one rewrap step.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RewrapProgress {
     /// Envelopes moved in this step.
     pub rewrapped: u64,
-    /// Envelopes that could not be moved (integrity failure); left as they are.
-    pub failed: u64,
-    /// Envelopes still on an older version after this step.
-    pub remaining: u64,
+    /// Records whose envelope could not be moved (integrity failure); left as they are.
+    pub failed: Vec<String>,
+    /// The last record id this step looked at: the next step starts after it. `None` when
+    /// the step found nothing left after its cursor.
+    pub cursor: Option<String>,
+    /// Whether the step looked at fewer records than it could have: the end of the pass.
+    pub end_of_pass: bool,
 }
 
+/// Passes a rewrap job makes over the records at most: the first moves everything it can;
+/// another is made only if records were re-sealed under the old version meanwhile (a replica
+/// that had not reloaded the keys yet).
+const REWRAP_PASSES: u32 = 3;
+
 const RETENTION_REQUESTER: &str = "system:retention";
+
+/// Who requested a job the `keys` CLI started (and runs itself).
+const CLI_REQUESTER: &str = "cli";
+
+/// How long a job the CLI runs may go without progress before the leader takes it over.
+const CLI_JOB_STALE: time::Duration = time::Duration::seconds(30);
+
+/// Who runs a job, and so whether its writes are fenced on the leader lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobRunner {
+    /// The leader replica: every write checks, in its transaction, that this process still
+    /// holds the lease, so a replica that lost it stops at its next batch.
+    Leader,
+    /// The `keys` CLI, beside the service: runs the job it started, unfenced (it never
+    /// leads); the leader leaves that job alone while it makes progress.
+    Cli,
+}
+
+impl JobRunner {
+    async fn fence(self, tx: &mut dyn crate::ports::Tx) -> Result<(), DomainError> {
+        match self {
+            JobRunner::Leader => Ok(tx.fence().await?),
+            JobRunner::Cli => Ok(()),
+        }
+    }
+}
 
 impl Vault {
     fn lifecycle(&self) -> LifecycleConfig {
@@ -258,7 +292,21 @@ impl Vault {
 
     async fn key_status_unchecked(&self) -> Result<KeyStatus, DomainError> {
         let keys = &self.deps.keys;
-        let held = keys.key_versions().map_err(key_err)?;
+        // One consistent view of the provider's keys: a reload (a rotation made by another
+        // process) may land between the two reads.
+        let (active_version, held) = {
+            let mut tries = 0;
+            loop {
+                let before = keys.active_version();
+                let held = keys.key_versions().map_err(key_err)?;
+                tries += 1;
+                if (keys.active_version() == before && held.iter().any(|h| h.version == before))
+                    || tries >= 5
+                {
+                    break (before, held);
+                }
+            }
+        };
         let mut repo = self.deps.store.read().await?;
         let counts = repo.records_per_key_version().await?;
         let rows = repo.key_version_rows().await?;
@@ -298,7 +346,7 @@ impl Vault {
         versions.sort_by_key(|v| v.version);
         Ok(KeyStatus {
             provider: keys.provider_kind(),
-            active_version: keys.active_version(),
+            active_version,
             versions,
         })
     }
@@ -413,24 +461,6 @@ impl Vault {
                 ),
             ));
         }
-        // Counted again just before destroying: a seal that raced the check above is seen
-        // here (the grace period keeps replicas from sealing under it any more).
-        let still = self
-            .deps
-            .store
-            .read()
-            .await?
-            .records_per_key_version()
-            .await?
-            .into_iter()
-            .find(|(v, _)| *v == version)
-            .map_or(0, |(_, n)| n);
-        if still > 0 {
-            return Err(DomainError::conflict(
-                "key_in_use",
-                format!("{still} records still use key version {version}; run a rewrap first"),
-            ));
-        }
         let mut ev = match actor {
             Some(a) => NewEvent::by(a, Action::KeyRetired, now),
             None => NewEvent::system(Action::KeyRetired, now).with_detail("via", "cli"),
@@ -441,10 +471,31 @@ impl Vault {
             .probe_trail()
             .await
             .map_err(DomainError::AuditUnavailable)?;
-        // Outside any transaction: the provider's file rewrite or HSM call can take seconds.
-        self.deps.keys.retire(version).map_err(key_err)?;
+        // Marked retired first, and counted again in the same transaction: from its commit
+        // on, a seal under this version is refused in its own transaction (and sealed again
+        // under a newer one), and a seal in flight was waited for and is counted here. So no
+        // record can end up under the key destroyed below.
         let mut tx = self.deps.store.begin().await?;
         tx.retire_key_version(version, now).await?;
+        let still = tx
+            .records_per_key_version()
+            .await?
+            .into_iter()
+            .find(|(v, _)| *v == version)
+            .map_or(0, |(_, n)| n);
+        if still > 0 {
+            drop(tx);
+            return Err(DomainError::conflict(
+                "key_in_use",
+                format!("{still} records still use key version {version}; run a rewrap first"),
+            ));
+        }
+        tx.commit().await?;
+        // Outside any transaction: the provider's file rewrite or HSM call can take seconds.
+        // Should it fail, the version stays marked retired (nothing seals under it) and is
+        // still held, so a retry finishes the job.
+        self.deps.keys.retire(version).map_err(key_err)?;
+        let mut tx = self.deps.store.begin().await?;
         tx.append_event(&ev).await.map_err(audit_err)?;
         tx.commit().await?;
         Ok(())
@@ -454,18 +505,29 @@ impl Vault {
     /// envelope is swapped only if it is still the one read (compare-and-set), so a record
     /// changed meanwhile is simply picked up by the next step.
     #[tracing::instrument(name = "vault.rewrap_step", skip_all)]
-    pub async fn rewrap_step(&self, limit: u32) -> Result<RewrapProgress, DomainError> {
+    pub async fn rewrap_step(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+        runner: JobRunner,
+    ) -> Result<RewrapProgress, DomainError> {
         let active = self.deps.keys.active_version();
         let todo = self
             .deps
             .store
             .read()
             .await?
-            .reporters_not_on_key_version(active, limit)
+            .reporters_not_on_key_version(active, after, limit)
             .await?;
-        let mut progress = RewrapProgress::default();
+        let mut progress = RewrapProgress {
+            cursor: todo.last().map(|r| r.id.clone()),
+            end_of_pass: todo.len() < usize::try_from(limit).unwrap_or(usize::MAX),
+            ..RewrapProgress::default()
+        };
         let now = self.now();
         let mut tx = self.deps.store.begin().await?;
+        // A replica that lost the leader lease stops here.
+        runner.fence(&mut *tx).await?;
         for r in todo {
             let (Some(env), Some(old)) = (r.envelope.as_ref(), r.kek_version) else {
                 continue;
@@ -485,19 +547,12 @@ impl Vault {
                 }
                 Err(crate::ports::KeyError::Integrity) => {
                     tracing::error!(record = %r.id, "rewrap: envelope failed authentication; left as is");
-                    progress.failed += 1;
+                    progress.failed.push(r.id.clone());
                 }
                 Err(e) => return Err(key_err(e)),
             }
         }
         tx.commit().await?;
-        progress.remaining = self
-            .deps
-            .store
-            .read()
-            .await?
-            .count_not_on_key_version(active)
-            .await?;
         Ok(progress)
     }
 
@@ -520,8 +575,14 @@ impl Vault {
         let job = Job {
             id: self.new_id("job")?,
             kind: "rewrap".into(),
-            status: JobStatus::Queued,
-            requested_by: actor.map_or_else(|| "cli".to_owned(), |a| a.principal.id.clone()),
+            // The CLI runs the job it starts at once; the leader must not pick it up as well.
+            status: if actor.is_none() {
+                JobStatus::Running
+            } else {
+                JobStatus::Queued
+            },
+            requested_by: actor
+                .map_or_else(|| CLI_REQUESTER.to_owned(), |a| a.principal.id.clone()),
             total,
             done: 0,
             failed: 0,
@@ -564,6 +625,7 @@ impl Vault {
     pub async fn run_job(
         &self,
         mut job: Job,
+        runner: JobRunner,
         mut on_progress: impl FnMut(&Job) + Send,
     ) -> Result<Job, DomainError> {
         // The replica that queued the job may have known an older active version than this
@@ -571,40 +633,57 @@ impl Vault {
         self.deps.keys.reload().map_err(key_err)?;
         job.status = JobStatus::Running;
         job.updated_at = self.now();
-        self.save_job(&job).await?;
+        self.save_job(&job, runner).await?;
         let batch = self.lifecycle().rewrap_batch.max(1);
-        let mut stalled = 0u32;
-        loop {
-            let step = match self.rewrap_step(batch).await {
-                Ok(s) => s,
-                Err(e) => {
-                    job.status = JobStatus::Failed;
-                    job.error = Some(e.to_string());
-                    job.updated_at = self.now();
-                    // Best effort: the store may be what failed.
-                    let _ = self.save_job(&job).await;
-                    return Err(e);
+        // A resumed job walks the records again from the start, so it counts failures anew;
+        // each damaged envelope once, however often it is met.
+        let mut failed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        job.failed = 0;
+        let mut left = 0;
+        for _pass in 0..REWRAP_PASSES {
+            let mut cursor: Option<String> = None;
+            loop {
+                let step = match self.rewrap_step(cursor.as_deref(), batch, runner).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        job.status = JobStatus::Failed;
+                        job.error = Some(e.to_string());
+                        job.updated_at = self.now();
+                        // Best effort: the store may be what failed.
+                        let _ = self.save_job(&job, runner).await;
+                        return Err(e);
+                    }
+                };
+                job.done += step.rewrapped;
+                failed.extend(step.failed);
+                job.failed = u64::try_from(failed.len()).unwrap_or(u64::MAX);
+                job.total = job.total.max(job.done + job.failed);
+                job.updated_at = self.now();
+                on_progress(&job);
+                self.save_job(&job, runner).await?;
+                match step.cursor {
+                    Some(c) if !step.end_of_pass => cursor = Some(c),
+                    _ => break,
                 }
-            };
-            job.done += step.rewrapped;
-            job.failed += step.failed;
-            job.total = job.total.max(job.done + job.failed + step.remaining);
-            job.updated_at = self.now();
-            on_progress(&job);
-            if step.remaining <= job_failed_floor(&job) || (step.rewrapped == 0 && stalled > 2) {
+            }
+            let remaining = self
+                .deps
+                .store
+                .read()
+                .await?
+                .count_not_on_key_version(self.deps.keys.active_version())
+                .await?;
+            // `remaining` includes the envelopes that failed: they stay on their version.
+            job.total = job.total.max(job.done + remaining.max(job.failed));
+            left = remaining.saturating_sub(job.failed);
+            if left == 0 {
                 break;
             }
-            if step.rewrapped == 0 {
-                stalled += 1;
-            } else {
-                stalled = 0;
-            }
-            self.save_job(&job).await?;
         }
         let now = self.now();
         // Progress is saved after each batch commits; a leader that died between the two
         // under-counted. At the end the records themselves say what was done.
-        job.done = job.total.saturating_sub(job.failed);
+        job.done = job.total.saturating_sub(job.failed + left);
         job.status = JobStatus::Completed;
         job.finished_at = Some(now);
         job.updated_at = now;
@@ -617,6 +696,7 @@ impl Vault {
             self.deps.keys.active_version().to_string(),
         );
         let mut tx = self.deps.store.begin().await?;
+        runner.fence(&mut *tx).await?;
         tx.update_job(&job).await?;
         tx.append_event(&ev).await.map_err(audit_err)?;
         tx.commit().await?;
@@ -624,15 +704,20 @@ impl Vault {
         Ok(job)
     }
 
-    async fn save_job(&self, job: &Job) -> Result<(), DomainError> {
+    async fn save_job(&self, job: &Job, runner: JobRunner) -> Result<(), DomainError> {
         let mut tx = self.deps.store.begin().await?;
+        runner.fence(&mut *tx).await?;
         tx.update_job(job).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// The oldest queued or running job, for the leader.
+    /// The oldest job the leader should run: a queued one, or one left running by an earlier
+    /// leader (which died or lost the lease: fencing stopped it). A job the `keys` CLI is
+    /// running is left to it unless it has made no progress for [`CLI_JOB_STALE`] (the CLI
+    /// was killed).
     pub async fn next_job(&self) -> Result<Option<Job>, DomainError> {
+        let now = self.now();
         Ok(self
             .deps
             .store
@@ -641,7 +726,11 @@ impl Vault {
             .unfinished_jobs()
             .await?
             .into_iter()
-            .next())
+            .find(|j| {
+                !(j.status == JobStatus::Running
+                    && j.requested_by == CLI_REQUESTER
+                    && now - j.updated_at < CLI_JOB_STALE)
+            }))
     }
 
     // ------------------------------------------------------------------ erasure
@@ -772,6 +861,11 @@ impl Vault {
             .erasure(id)
             .await?
             .ok_or(DomainError::NotFound { what: "erasure" })?;
+        // The record's row before the trail (as a re-seal takes them): this decision may
+        // shred it, and the two must not wait for each other in a circle.
+        if approve {
+            tx.lock_reporter(&e.reporter_id).await?;
+        }
         let mut ev = NewEvent::by(
             actor,
             if approve {
@@ -985,6 +1079,8 @@ impl Vault {
                 completed_at: None,
             };
             let mut tx = self.deps.store.begin().await?;
+            // The leader's job: a replica that lost the lease erases nothing more.
+            tx.fence().await?;
             tx.insert_erasure(&e).await?;
             self.shred_in(&mut *tx, &mut e, now).await?;
             tx.commit().await?;
@@ -1001,9 +1097,4 @@ fn years_before(today: Date, years: u32) -> Option<Date> {
         .replace_year(year)
         .ok()
         .or_else(|| today.previous_day().and_then(|d| d.replace_year(year).ok()))
-}
-
-fn job_failed_floor(job: &Job) -> u64 {
-    // Envelopes that failed authentication stay on their version; do not spin on them.
-    job.failed
 }

@@ -64,13 +64,19 @@ pub trait Repo: Send {
     /// Marks a principal revoked.
     async fn revoke_principal(&mut self, id: &str, at: OffsetDateTime) -> Result<(), StoreError>;
 
-    /// The record whose resident-ID blind index is `index`.
+    /// The record whose resident-ID blind index is `index`. In a PostgreSQL transaction the
+    /// row is locked until the transaction ends (a re-seal then sees an erasure that
+    /// committed meanwhile, instead of overwriting it).
     async fn reporter_by_blind_index(
         &mut self,
         index: &[u8; 32],
     ) -> Result<Option<ReporterRecord>, StoreError>;
     /// A record by id.
     async fn reporter(&mut self, id: &str) -> Result<Option<ReporterRecord>, StoreError>;
+    /// Locks a record's row until the transaction ends (PostgreSQL; SQLite has one writer).
+    /// Every transaction that changes a record and appends to the access trail takes the row
+    /// first and the trail second, so two of them never wait for each other in a circle.
+    async fn lock_reporter(&mut self, id: &str) -> Result<(), StoreError>;
     /// Stores a new record.
     async fn insert_reporter(&mut self, r: &ReporterRecord) -> Result<(), StoreError>;
     /// Replaces a record's envelope (re-seal with merged identity).
@@ -239,16 +245,24 @@ pub trait Repo: Send {
         provider: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
+    /// Whether records may still be sealed under KEK version `version` (its row is not marked
+    /// retired; a version with no row is usable). In a PostgreSQL transaction it share-locks
+    /// the row until the transaction ends, so a retirement waits for every seal in flight
+    /// under that version and then counts it.
+    async fn kek_version_usable(&mut self, version: u32) -> Result<bool, StoreError>;
     /// Marks a KEK version retired.
     async fn retire_key_version(
         &mut self,
         version: u32,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
-    /// Up to `limit` records with an envelope not on KEK version `active`, by id.
+    /// Up to `limit` records with an envelope not on KEK version `active`, by id, starting
+    /// after the record id `after` (a cursor, so a record left as it is — a damaged
+    /// envelope — is not met again by every batch).
     async fn reporters_not_on_key_version(
         &mut self,
         active: u32,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ReporterRecord>, StoreError>;
     /// How many records have an envelope not on KEK version `active`.
@@ -325,6 +339,10 @@ pub struct StoredCheckpoint {
 /// A write transaction: everything in it commits together, or nothing does.
 #[async_trait]
 pub trait Tx: Repo {
+    /// For writes only the leader may make (periodic checkpoints, jobs): fails unless this
+    /// process holds the leader lease, and keeps a new leader from starting until this
+    /// transaction ends. Always succeeds where one process owns the store (SQLite).
+    async fn fence(&mut self) -> Result<(), StoreError>;
     /// Makes the transaction durable.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

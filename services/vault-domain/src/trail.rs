@@ -131,6 +131,19 @@ impl Vault {
             self.require_role(actor, &[Role::Auditor, Role::Admin], "sign checkpoints")
                 .await?;
         }
+        self.checkpoint(false).await
+    }
+
+    /// The periodic checkpoint, which only the leader replica signs: fenced on the leader
+    /// lease, so a replica that lost it (its lease session cut while the process lives)
+    /// signs nothing more. On-demand checkpoints (an auditor's request, a receipt) may be
+    /// signed by any replica: same key, same log.
+    #[tracing::instrument(name = "vault.leader_checkpoint", skip_all)]
+    pub async fn make_leader_checkpoint(&self) -> Result<String, DomainError> {
+        self.checkpoint(true).await
+    }
+
+    async fn checkpoint(&self, fenced: bool) -> Result<String, DomainError> {
         let head = self.tree_head().await?;
         let mut repo = self.deps.store.read().await?;
         if let Some(latest) = repo.latest_checkpoint().await?
@@ -152,6 +165,9 @@ impl Vault {
             created_at: self.now(),
         };
         let mut tx = self.deps.store.begin().await?;
+        if fenced {
+            tx.fence().await.map_err(audit_err)?;
+        }
         match tx.insert_checkpoint(&stored).await {
             Ok(()) => tx.commit().await.map_err(audit_err)?,
             // Another replica signed the same size first: theirs is as good.

@@ -536,70 +536,97 @@ impl Vault {
             None => None,
         };
 
-        let mut tx = self.deps.store.begin().await?;
-        let existing = match &blind_index {
-            Some(bi) => tx.reporter_by_blind_index(bi).await?,
-            None => None,
-        };
-        let (reporter_id, prior) = match (existing, fields) {
-            (Some(rec), Some(newer)) if rec.erased_at.is_none() => {
-                // Same person again: one record, re-sealed with the newer details merged in.
-                let jurisdiction = rec.jurisdiction.to_string();
-                let older = match &rec.envelope {
-                    Some(env) => {
-                        let plain = self
-                            .deps
-                            .keys
-                            .open(&rec.id, &jurisdiction, env)
-                            .map_err(key_err)?;
-                        IdentityFields::from_plaintext(&plain).ok_or(DomainError::Integrity)?
+        // A seal is checked, in its transaction, against the KEK version it used: a version
+        // retired meanwhile (this process had not reloaded a rotation made elsewhere) makes
+        // it reload the keys and seal again, so no record is ever stored under a destroyed key.
+        let mut attempt = 0;
+        let (mut tx, reporter_id, prior) = loop {
+            attempt += 1;
+            let mut tx = self.deps.store.begin().await?;
+            let existing = match &blind_index {
+                Some(bi) => tx.reporter_by_blind_index(bi).await?,
+                None => None,
+            };
+            let sealed_under: Option<u32>;
+            let (reporter_id, prior) = match (existing, fields.clone()) {
+                (Some(rec), Some(newer)) if rec.erased_at.is_none() => {
+                    // Same person again: one record, re-sealed with the newer details merged in.
+                    let jurisdiction = rec.jurisdiction.to_string();
+                    let older = match &rec.envelope {
+                        Some(env) => {
+                            let plain = self
+                                .deps
+                                .keys
+                                .open(&rec.id, &jurisdiction, env)
+                                .map_err(key_err)?;
+                            IdentityFields::from_plaintext(&plain).ok_or(DomainError::Integrity)?
+                        }
+                        None => IdentityFields::default(),
+                    };
+                    let merged = older.merge_newer(newer);
+                    let (env, ver) = self
+                        .deps
+                        .keys
+                        .seal(&rec.id, &jurisdiction, &merged.to_plaintext())
+                        .map_err(key_err)?;
+                    sealed_under = Some(ver);
+                    tx.update_reporter_envelope(&rec.id, &env, ver, now).await?;
+                    let prior = tx.pseudonyms_of_reporter(&rec.id).await?;
+                    (rec.id, prior)
+                }
+                (existing, fields) => {
+                    // A new person, an anonymous report, or a person whose record was erased
+                    // (erasure is final: a new report starts a new record).
+                    let id = self.new_id("rec")?;
+                    let jurisdiction = req.jurisdiction.to_string();
+                    let sealed = match &fields {
+                        Some(f) => Some(
+                            self.deps
+                                .keys
+                                .seal(&id, &jurisdiction, &f.to_plaintext())
+                                .map_err(key_err)?,
+                        ),
+                        None => None,
+                    };
+                    sealed_under = sealed.as_ref().map(|(_, v)| *v);
+                    let record = ReporterRecord {
+                        id: id.clone(),
+                        jurisdiction: req.jurisdiction,
+                        // An erased record keeps its index slot; the new record goes
+                        // unindexed rather than relinking the person to what was erased.
+                        blind_index: if existing.is_some() {
+                            None
+                        } else {
+                            blind_index
+                        },
+                        kek_version: sealed.as_ref().map(|(_, v)| *v),
+                        envelope: sealed.map(|(e, _)| e),
+                        anonymous,
+                        claim_code_hash: claim_hash.clone(),
+                        created_at: now,
+                        updated_at: now,
+                        erased_at: None,
+                    };
+                    tx.insert_reporter(&record).await?;
+                    (id, Vec::new())
+                }
+            };
+            match sealed_under {
+                Some(v) if !tx.kek_version_usable(v).await? => {
+                    drop(tx);
+                    tracing::info!(
+                        kek_version = v,
+                        "sealed under a retired key version; reloading the keys"
+                    );
+                    if attempt >= 3 {
+                        return Err(DomainError::KeyringUnavailable(
+                            "the key version in use was retired and no newer one could be loaded"
+                                .into(),
+                        ));
                     }
-                    None => IdentityFields::default(),
-                };
-                let merged = older.merge_newer(newer);
-                let (env, ver) = self
-                    .deps
-                    .keys
-                    .seal(&rec.id, &jurisdiction, &merged.to_plaintext())
-                    .map_err(key_err)?;
-                tx.update_reporter_envelope(&rec.id, &env, ver, now).await?;
-                let prior = tx.pseudonyms_of_reporter(&rec.id).await?;
-                (rec.id, prior)
-            }
-            (existing, fields) => {
-                // A new person, an anonymous report, or a person whose record was erased
-                // (erasure is final: a new report starts a new record).
-                let id = self.new_id("rec")?;
-                let jurisdiction = req.jurisdiction.to_string();
-                let sealed = match &fields {
-                    Some(f) => Some(
-                        self.deps
-                            .keys
-                            .seal(&id, &jurisdiction, &f.to_plaintext())
-                            .map_err(key_err)?,
-                    ),
-                    None => None,
-                };
-                let record = ReporterRecord {
-                    id: id.clone(),
-                    jurisdiction: req.jurisdiction,
-                    // An erased record keeps its index slot; the new record goes unindexed
-                    // rather than relinking the person to what was erased.
-                    blind_index: if existing.is_some() {
-                        None
-                    } else {
-                        blind_index
-                    },
-                    kek_version: sealed.as_ref().map(|(_, v)| *v),
-                    envelope: sealed.map(|(e, _)| e),
-                    anonymous,
-                    claim_code_hash: claim_hash,
-                    created_at: now,
-                    updated_at: now,
-                    erased_at: None,
-                };
-                tx.insert_reporter(&record).await?;
-                (id, Vec::new())
+                    self.deps.keys.reload().map_err(key_err)?;
+                }
+                _ => break (tx, reporter_id, prior),
             }
         };
 

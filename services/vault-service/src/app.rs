@@ -575,7 +575,7 @@ async fn run_checkpointer(
                         || last_at.elapsed() >= every
                         || stop);
                 if due {
-                    match vault.make_checkpoint(None).await {
+                    match vault.make_leader_checkpoint().await {
                         Ok(_) => {
                             last_size = head.size;
                             last_at = tokio::time::Instant::now();

@@ -33,6 +33,18 @@ struct KeyringFile {
     seen: Mutex<Option<SystemTime>>,
 }
 
+/// Runs `f`, which may take a second (the keyring's scrypt), without stalling the async
+/// tasks that share this worker thread: on a multi-threaded runtime they move to another
+/// worker meanwhile. Elsewhere (a blocking thread, no runtime) it simply runs.
+fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
@@ -101,14 +113,15 @@ impl LocalKeys {
         // seals and opens go on while the file is decrypted and re-encrypted (scrypt).
         let mut seen = f.seen.lock().map_err(poisoned)?;
         // Start from the file, not memory: another process may have rotated.
-        let mut fresh = Keyring::load(&f.path, &f.protector).map_err(unavailable)?;
+        let mut fresh =
+            off_the_runtime(|| Keyring::load(&f.path, &f.protector)).map_err(unavailable)?;
         same_lineage(
             &*self.keyring.read().map_err(poisoned)?,
             &fresh,
             self.rng.as_ref(),
         )?;
         let out = change(&mut fresh).map_err(lifecycle)?;
-        fresh.save(&f.path, &f.protector).map_err(unavailable)?;
+        off_the_runtime(|| fresh.save(&f.path, &f.protector)).map_err(unavailable)?;
         *seen = mtime(&f.path);
         *self.keyring.write().map_err(poisoned)? = fresh;
         Ok(out)
@@ -257,20 +270,24 @@ impl KeyProvider for LocalKeys {
         let Some(f) = &self.file else {
             return Ok(false);
         };
+        // Lock order as in `change`: `seen` (serialises reloaders and changers, never seals),
+        // then the keyring, only for the comparison and the swap.
+        let mut seen = f.seen.lock().map_err(poisoned)?;
         let now = mtime(&f.path);
-        {
-            let seen = f.seen.lock().map_err(poisoned)?;
-            if now.is_some() && *seen == now {
-                return Ok(false);
-            }
+        if now.is_some() && *seen == now {
+            return Ok(false);
         }
-        let fresh = Keyring::load(&f.path, &f.protector).map_err(unavailable)?;
-        let mut current = self.keyring.write().map_err(poisoned)?;
+        let fresh =
+            off_the_runtime(|| Keyring::load(&f.path, &f.protector)).map_err(unavailable)?;
         // A file that decrypts but holds other keys (a keyring from another deployment copied
         // over this one) is refused: adopting it would seal new records under foreign keys
         // and stop old ones from opening. The keys in memory stay in use.
-        same_lineage(&current, &fresh, self.rng.as_ref())?;
-        let mut seen = f.seen.lock().map_err(poisoned)?;
+        same_lineage(
+            &*self.keyring.read().map_err(poisoned)?,
+            &fresh,
+            self.rng.as_ref(),
+        )?;
+        let mut current = self.keyring.write().map_err(poisoned)?;
         let changed = fresh.versions() != current.versions()
             || fresh.active_version() != current.active_version();
         *current = fresh;

@@ -116,7 +116,7 @@ pub async fn run(
                 // Not a terminal (CI, a pipe): one line per step instead of redrawing.
                 let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
                 let done = vault
-                    .run_job(job, |j| {
+                    .run_job(job, vault_domain::lifecycle::JobRunner::Cli, |j| {
                         bar.set_length(j.total.max(1));
                         bar.set_position(j.done + j.failed);
                         if !tty {

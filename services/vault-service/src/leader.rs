@@ -82,7 +82,7 @@ pub async fn run_jobs(
                 let id = job.id.clone();
                 tracing::info!(job = %id, kind = %job.kind, "job started");
                 let mut stop = shutdown.clone();
-                let run = vault.run_job(job, |j| {
+                let run = vault.run_job(job, vault_domain::lifecycle::JobRunner::Leader, |j| {
                     tracing::debug!(job = %j.id, done = j.done, total = j.total, "job progress");
                 });
                 tokio::select! {

@@ -366,6 +366,10 @@ pub const NOT_BACKED_UP: &[(&str, &str)] = &[
         "rv_heartbeat",
         "a scratch row the readiness probe rewrites; the restored service writes its own",
     ),
+    (
+        "rv_lease",
+        "the leader lease's fencing row: the migration creates it, the first leader takes it",
+    ),
 ];
 
 /// The backed-up table called `name`.

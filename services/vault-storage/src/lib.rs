@@ -99,6 +99,8 @@ pub struct SqlStore {
     /// The access trail's right-hand frontier after the last commit this process made; used
     /// only when its size still equals the log's (another replica may have appended).
     frontier: repo::FrontierCache,
+    /// This process's leader lease (PostgreSQL), which leader-only writes fence on.
+    lease: leader::LeaseSlot,
     /// SQLite: exactly one connection, so writes never contend for the file lock and the
     /// access trail's indexes are assigned one transaction at a time.
     writer: AnyPool,
@@ -230,6 +232,7 @@ impl SqlStore {
             engine,
             writer_broken,
             frontier: repo::FrontierCache::default(),
+            lease: leader::LeaseSlot::default(),
             writer,
             reader,
         })
@@ -307,6 +310,10 @@ impl SqlStore {
         Ok(out)
     }
 
+    pub(crate) fn lease_slot(&self) -> &leader::LeaseSlot {
+        &self.lease
+    }
+
     pub(crate) fn writer_pool(&self) -> &AnyPool {
         &self.writer
     }
@@ -343,7 +350,8 @@ impl Store for SqlStore {
         })?;
         Ok(Box::new(
             SqlConn::tx(tx, self.engine, self.frontier.clone())
-                .with_broken_flag(self.writer_broken.clone()),
+                .with_broken_flag(self.writer_broken.clone())
+                .with_lease(self.lease.clone()),
         ))
     }
 

@@ -57,10 +57,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../../migrations/sqlite/0007_keys_erasure_jobs.sql"),
         postgres: include_str!("../../../migrations/postgres/0007_keys_erasure_jobs.sql"),
     },
+    Migration {
+        version: 8,
+        name: "leader_lease",
+        sqlite: include_str!("../../../migrations/sqlite/0008_leader_lease.sql"),
+        postgres: include_str!("../../../migrations/postgres/0008_leader_lease.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.
-pub const LATEST: i64 = 7;
+pub const LATEST: i64 = 8;
 
 pub(crate) async fn run(pool: &AnyPool, engine: Engine) -> Result<(), StoreError> {
     let mut tx = match engine {

@@ -57,6 +57,8 @@ pub struct SqlConn {
     pending: Option<Frontier>,
     /// Raised when the commit fails, so the pool replaces the connection.
     broken: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// This process's leader lease, for [`Tx::fence`].
+    lease: crate::leader::LeaseSlot,
 }
 
 impl SqlConn {
@@ -71,7 +73,14 @@ impl SqlConn {
             frontier,
             pending: None,
             broken: None,
+            lease: crate::leader::LeaseSlot::default(),
         }
+    }
+
+    /// Lets [`Tx::fence`] see this process's leader lease.
+    pub(crate) fn with_lease(mut self, lease: crate::leader::LeaseSlot) -> Self {
+        self.lease = lease;
+        self
     }
 
     pub(crate) fn with_broken_flag(mut self, flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
@@ -90,6 +99,7 @@ impl SqlConn {
             frontier,
             pending: None,
             broken: None,
+            lease: crate::leader::LeaseSlot::default(),
         }
     }
 
@@ -412,7 +422,12 @@ impl Repo for SqlConn {
         &mut self,
         index: &[u8; 32],
     ) -> Result<Option<ReporterRecord>, StoreError> {
-        sqlx::query("SELECT * FROM reporters WHERE blind_index = $1")
+        let sql = if self.engine == Engine::Postgres && matches!(self.inner, Inner::Tx(_)) {
+            "SELECT * FROM reporters WHERE blind_index = $1 FOR UPDATE"
+        } else {
+            "SELECT * FROM reporters WHERE blind_index = $1"
+        };
+        sqlx::query(sql)
             .bind(index.to_vec())
             .fetch_optional(self.c())
             .await
@@ -429,6 +444,17 @@ impl Repo for SqlConn {
             .map_err(unavailable)?
             .map(|r| reporter_of(&r))
             .transpose()
+    }
+
+    async fn lock_reporter(&mut self, id: &str) -> Result<(), StoreError> {
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT id FROM reporters WHERE id = $1 FOR UPDATE")
+                .bind(id.to_owned())
+                .fetch_optional(self.c())
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
     }
 
     async fn insert_reporter(&mut self, r: &ReporterRecord) -> Result<(), StoreError> {
@@ -1238,6 +1264,26 @@ impl Repo for SqlConn {
         Ok(())
     }
 
+    async fn kek_version_usable(&mut self, version: u32) -> Result<bool, StoreError> {
+        let sql = match self.engine {
+            // One writer at a time: the transaction itself keeps retirement out.
+            Engine::Sqlite => "SELECT retired_at FROM key_versions WHERE version = $1",
+            Engine::Postgres => "SELECT retired_at FROM key_versions WHERE version = $1 FOR SHARE",
+        };
+        let row = sqlx::query(sql)
+            .bind(i64::from(version))
+            .fetch_optional(self.c())
+            .await
+            .map_err(unavailable)?;
+        match row {
+            None => Ok(true),
+            Some(r) => Ok(r
+                .try_get::<Option<i64>, _>("retired_at")
+                .map_err(unavailable)?
+                .is_none()),
+        }
+    }
+
     async fn retire_key_version(
         &mut self,
         version: u32,
@@ -1255,13 +1301,16 @@ impl Repo for SqlConn {
     async fn reporters_not_on_key_version(
         &mut self,
         active: u32,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ReporterRecord>, StoreError> {
         sqlx::query(
             "SELECT * FROM reporters WHERE envelope IS NOT NULL AND kek_version <> $1
-             ORDER BY id LIMIT $2",
+               AND id > $2
+             ORDER BY id LIMIT $3",
         )
         .bind(i64::from(active))
+        .bind(after.unwrap_or("").to_owned())
         .bind(i64::from(limit))
         .fetch_all(self.c())
         .await
@@ -1561,6 +1610,17 @@ impl Repo for SqlConn {
 
 #[async_trait]
 impl Tx for SqlConn {
+    async fn fence(&mut self) -> Result<(), StoreError> {
+        if self.engine == Engine::Sqlite {
+            // One process per SQLite file: it always leads.
+            return Ok(());
+        }
+        let Some(token) = self.lease.current() else {
+            return Err(crate::leader::not_leader());
+        };
+        crate::leader::fence(self.conn(), token).await
+    }
+
     #[tracing::instrument(
         name = "store.commit",
         skip_all,
