@@ -7,6 +7,8 @@
 //! transaction as the action itself, so an action without its event cannot be committed.
 
 pub mod audit;
+mod authcache;
+pub(crate) mod blocking;
 pub mod clock;
 pub mod error;
 pub mod identity;

@@ -20,7 +20,8 @@ pub struct Principal {
     pub age_recipient: Option<String>,
     /// When it was created.
     pub created_at: OffsetDateTime,
-    /// When it was revoked; a revoked principal's token stops working at once.
+    /// When it was revoked; a revoked principal's token stops working at once on the replica
+    /// that revoked it, and on the others within `RV_AUTH_CACHE_SECONDS` (default 2).
     pub revoked_at: Option<OffsetDateTime>,
 }
 

@@ -96,10 +96,9 @@ impl Vault {
                 .reporter(&rec.reporter_id)
                 .await?
                 .ok_or(DomainError::NotFound { what: "pseudonym" })?;
-            let ok = reporter
-                .claim_code_hash
-                .as_deref()
-                .is_some_and(|h| vault_crypto::claim::verify_claim_code(&code, h));
+            let ok = reporter.claim_code_hash.as_deref().is_some_and(|h| {
+                crate::blocking::run(|| vault_crypto::claim::verify_claim_code(&code, h))
+            });
             if !ok {
                 drop(repo);
                 let mut ev = NewEvent::by(actor, Action::AccessDenied, now);

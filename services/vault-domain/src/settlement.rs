@@ -961,7 +961,9 @@ impl Vault {
                     }
                     if let Some(rec) = repo.reporter(&a.reporter_id).await?
                         && let Some(hash) = rec.claim_code_hash
-                        && vault_crypto::claim::verify_claim_code(&normalized, &hash)
+                        && crate::blocking::run(|| {
+                            vault_crypto::claim::verify_claim_code(&normalized, &hash)
+                        })
                     {
                         found = Some(i);
                         break;

@@ -80,6 +80,10 @@ pub struct VaultDeps {
     pub lifecycle: crate::lifecycle::LifecycleConfig,
     /// Where erasures are recorded outside the database; erasure refuses without one.
     pub erasure_ledger: Option<Arc<dyn crate::lifecycle::ErasureLedger>>,
+    /// How long an authenticated token is remembered (zero: not at all). A revocation made
+    /// on another replica would take effect here only within this time, so the service sets
+    /// it only for the one-process SQLite store unless the operator asks.
+    pub auth_cache_ttl: time::Duration,
 }
 
 /// The identity vault.
@@ -89,6 +93,7 @@ pub struct Vault {
     pub(crate) leak_limiter: Arc<crate::ratelimit::RateLimiter>,
     pub(crate) claim_limiter: Arc<crate::ratelimit::RateLimiter>,
     pub(crate) disclosure_limiter: Arc<crate::ratelimit::RateLimiter>,
+    auth_cache: Arc<crate::authcache::AuthCache>,
 }
 
 /// A seal request, every field parsed.
@@ -209,11 +214,13 @@ impl Vault {
             deps.lifecycle.disclosure_requests_per_minute.max(1),
             time::Duration::minutes(1),
         ));
+        let auth_cache = Arc::new(crate::authcache::AuthCache::new(deps.auth_cache_ttl));
         Self {
             deps,
             leak_limiter,
             claim_limiter,
             disclosure_limiter,
+            auth_cache,
         }
     }
 
@@ -313,12 +320,18 @@ impl Vault {
     #[tracing::instrument(name = "vault.authenticate", skip_all)]
     pub async fn authenticate(&self, token: &str) -> Result<Principal, DomainError> {
         let hash = vault_crypto::token::hash_token(token);
+        let now = self.now();
+        if let Some(p) = self.auth_cache.get(&hash, now) {
+            return Ok(p);
+        }
+        let generation = self.auth_cache.generation();
         let mut repo = self.deps.store.read().await?;
         match repo.principal_by_token_hash(&hash).await? {
             Some((p, stored)) if vault_crypto::token::hashes_equal(&hash, &stored) => {
                 if p.revoked_at.is_some() {
                     Err(DomainError::Unauthenticated)
                 } else {
+                    self.auth_cache.put(hash, &p, now, generation);
                     Ok(p)
                 }
             }
@@ -477,6 +490,7 @@ impl Vault {
         tx.revoke_principal(id, self.now()).await?;
         tx.append_event(&ev).await.map_err(audit_err)?;
         tx.commit().await?;
+        self.auth_cache.forget_principal(id);
         Ok(())
     }
 
@@ -519,7 +533,10 @@ impl Vault {
             let hash = {
                 use secrecy::ExposeSecret;
                 // The one use of the plaintext code: hashing it for storage.
-                vault_crypto::claim::hash_claim_code(code.expose_secret(), rng).map_err(rng_err)?
+                crate::blocking::run(|| {
+                    vault_crypto::claim::hash_claim_code(code.expose_secret(), rng)
+                })
+                .map_err(rng_err)?
             };
             (Some(code), Some(hash))
         } else {

@@ -94,6 +94,11 @@ pub struct OpsConfig {
     pub erasure_ledger: Option<PathBuf>,
     /// How often every replica re-reads its keys (rotations made elsewhere).
     pub key_reload_every: Duration,
+    /// `RV_AUTH_CACHE_SECONDS`: how long an authenticated token is remembered. `None`: 2 s on
+    /// the embedded SQLite store (one process: a revocation there clears it at once), off on
+    /// PostgreSQL, where a revocation made on another replica would otherwise take up to that
+    /// long to reach this one. Zero turns the cache off.
+    pub auth_cache_ttl: Option<Duration>,
 }
 
 impl Default for OpsConfig {
@@ -103,6 +108,7 @@ impl Default for OpsConfig {
             lifecycle: vault_domain::LifecycleConfig::default(),
             erasure_ledger: None,
             key_reload_every: Duration::from_secs(5),
+            auth_cache_ttl: None,
         }
     }
 }
@@ -371,6 +377,13 @@ impl VaultConfig {
             settlement: self.settlement,
             lifecycle: self.ops.lifecycle,
             erasure_ledger: Some(Arc::new(crate::ledger::FileLedger::new(ledger_path))),
+            auth_cache_ttl: time::Duration::try_from(self.ops.auth_cache_ttl.unwrap_or(
+                match engine {
+                    Engine::Sqlite => Duration::from_secs(2),
+                    Engine::Postgres => Duration::ZERO,
+                },
+            ))
+            .unwrap_or(time::Duration::ZERO),
         });
         vault.register_key_versions().await?;
         if self.policies_dir.is_some() {

@@ -241,6 +241,11 @@ struct StoreArgs {
     /// Seconds between key reloads (rotations made by other replicas or the CLI).
     #[arg(long, env = "RV_KEY_RELOAD_SECONDS", default_value_t = 5)]
     key_reload_seconds: u32,
+    /// Seconds an authenticated token is remembered (0: not at all). Default: 2 on the
+    /// embedded SQLite store, off on PostgreSQL (a principal revoked on another replica would be
+    /// refused here only within this time; on the replica that revoked it, at once).
+    #[arg(long, env = "RV_AUTH_CACHE_SECONDS", value_parser = clap::value_parser!(u32).range(0..=60))]
+    auth_cache_seconds: Option<u32>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -399,6 +404,9 @@ impl StoreArgs {
             key_reload_every: std::time::Duration::from_secs(u64::from(
                 self.key_reload_seconds.max(1),
             )),
+            auth_cache_ttl: self
+                .auth_cache_seconds
+                .map(|s| std::time::Duration::from_secs(u64::from(s))),
         })
     }
 }

@@ -75,6 +75,12 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// SQLite durability.
     pub sqlite_sync: SqliteSync,
+    /// SQLite: copy the write-ahead log into the database file from a background task this
+    /// often, so that commits seldom do it themselves. A commit that finds 1000 pages not yet
+    /// copied still checkpoints (SQLite's default), which bounds the log if the task falls
+    /// behind: an unbounded log can fill the disk with itself, and then freeing space
+    /// elsewhere is not enough to recover. `None`: only SQLite's automatic checkpoints.
+    pub wal_checkpoint_every: Option<Duration>,
 }
 
 impl Default for StoreOptions {
@@ -85,6 +91,7 @@ impl Default for StoreOptions {
             // until this runs out, so it bounds how long an outage holds each request.
             acquire_timeout: Duration::from_millis(1500),
             sqlite_sync: SqliteSync::Normal,
+            wal_checkpoint_every: Some(Duration::from_millis(10)),
         }
     }
 }
@@ -126,6 +133,34 @@ fn is_lock_wait(e: &sqlx::Error) -> bool {
             ) || db.message().contains("locked")
         }
         _ => false,
+    }
+}
+
+/// SQLite: copies committed pages from the write-ahead log into the database file every
+/// `every`, on a reader connection, so no commit waits for it. PASSIVE never blocks the
+/// writer or readers; the log restarts from its beginning once a checkpoint has copied all of
+/// it. Ends when the pool is closed.
+async fn checkpoint_wal(pool: AnyPool, every: Duration) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(every).await;
+        if pool.is_closed() {
+            return;
+        }
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            Ok(_) => failing = false,
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(e) => {
+                // Disk full, file made read-only: the writes fail and say so; log once.
+                if !failing {
+                    tracing::warn!(error = %e, "could not checkpoint the write-ahead log");
+                }
+                failing = true;
+            }
+        }
     }
 }
 
@@ -175,6 +210,10 @@ impl SqlStore {
                         .max_connections(max)
                         .min_connections(1)
                         .acquire_timeout(opts.acquire_timeout)
+                        // A ping before every checkout is a round trip to the connection's
+                        // worker thread that catches nothing the statement itself would not;
+                        // broken connections are dropped on release instead (below).
+                        .test_before_acquire(false)
                         // sqlx 0.9.0's idle reaper can spin forever (launchbadge/sqlx#3645):
                         // SQLite connections are cheap to keep, so keep them.
                         .idle_timeout(None)
@@ -202,6 +241,9 @@ impl SqlStore {
                     .connect_with(connect)
                     .await
                     .map_err(unavailable)?;
+                if let Some(every) = opts.wal_checkpoint_every {
+                    tokio::spawn(checkpoint_wal(reader.clone(), every));
+                }
                 (writer, reader)
             }
             Engine::Postgres => {

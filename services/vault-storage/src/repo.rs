@@ -151,6 +151,45 @@ impl SqlConn {
         Ok(())
     }
 
+    /// Appends `e` as event `index`: its Merkle nodes, the event, its field MACs. Fails with
+    /// [`StoreError::Conflict`], having written nothing, when `index` is already taken.
+    async fn append_at(&mut self, index: u64, e: &NewEvent) -> Result<u64, StoreError> {
+        let next = i64::try_from(index).map_err(|_| corrupt("event index"))?;
+        let event = Event::from_new(index, e);
+        let leaf = event.leaf_bytes();
+        let mut frontier = self.frontier_at(index).await?;
+        let nodes = frontier
+            .push(merkle::leaf_hash(&leaf))
+            .map_err(|_| corrupt("access trail frontier"))?;
+        self.insert_nodes(&nodes).await?;
+        sqlx::query(
+            "INSERT INTO audit_events (idx, leaf, time, action, actor_id, disclosure_id, pseudonym, record)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(next)
+        .bind(leaf)
+        .bind(e.time.map(ts).unwrap_or(0))
+        .bind(event.action.as_str())
+        .bind(event.actor_id.clone())
+        .bind(event.disclosure_id.clone())
+        .bind(event.pseudonym.clone())
+        .bind(event.record.clone())
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        for m in &event.disclosed {
+            sqlx::query("INSERT INTO audit_field_macs (idx, field, mac) VALUES ($1, $2, $3)")
+                .bind(next)
+                .bind(m.field.as_str())
+                .bind(m.mac.clone())
+                .execute(self.c())
+                .await
+                .map_err(unavailable)?;
+        }
+        self.pending = Some(frontier);
+        Ok(index)
+    }
+
     /// Gives every event its Merkle nodes (events appended before the tree existed).
     pub(crate) async fn backfill_nodes(&mut self) -> Result<(), StoreError> {
         let have: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_nodes WHERE level = 0")
@@ -779,44 +818,43 @@ impl Repo for SqlConn {
                 .await
                 .map_err(unavailable)?;
         }
+        // SQLite has one writer per process, so the size this process last committed (or
+        // this transaction reached) is almost always the log's: use it and save a round
+        // trip. Another process (the CLI) may have appended meanwhile; then the index is
+        // taken, the insert fails on the primary key before writing anything, and the size
+        // is read from the log instead.
+        let guess = if self.engine == Engine::Sqlite {
+            self.pending.as_ref().map(Frontier::size).or_else(|| {
+                self.frontier
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.as_ref().map(Frontier::size))
+            })
+        } else {
+            None
+        };
+        if let Some(next) = guess {
+            match self.append_at(next, e).await {
+                Ok(index) => {
+                    timer.succeeded();
+                    return Ok(index);
+                }
+                Err(StoreError::Conflict(_)) => {
+                    self.pending = None;
+                    if let Ok(mut c) = self.frontier.lock() {
+                        *c = None;
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
         let next: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_events")
             .fetch_one(self.c())
             .await
             .and_then(|r| r.try_get("n"))
             .map_err(unavailable)?;
-        let index = u64::try_from(next).map_err(|_| corrupt("event index"))?;
-        let event = Event::from_new(index, e);
-        let leaf = event.leaf_bytes();
-        let mut frontier = self.frontier_at(index).await?;
-        let nodes = frontier
-            .push(merkle::leaf_hash(&leaf))
-            .map_err(|_| corrupt("access trail frontier"))?;
-        self.insert_nodes(&nodes).await?;
-        sqlx::query(
-            "INSERT INTO audit_events (idx, leaf, time, action, actor_id, disclosure_id, pseudonym, record)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(next)
-        .bind(leaf)
-        .bind(e.time.map(ts).unwrap_or(0))
-        .bind(event.action.as_str())
-        .bind(event.actor_id.clone())
-        .bind(event.disclosure_id.clone())
-        .bind(event.pseudonym.clone())
-        .bind(event.record.clone())
-        .execute(self.c())
-        .await
-        .map_err(unavailable)?;
-        for m in &event.disclosed {
-            sqlx::query("INSERT INTO audit_field_macs (idx, field, mac) VALUES ($1, $2, $3)")
-                .bind(next)
-                .bind(m.field.as_str())
-                .bind(m.mac.clone())
-                .execute(self.c())
-                .await
-                .map_err(unavailable)?;
-        }
-        self.pending = Some(frontier);
+        let next = u64::try_from(next).map_err(|_| corrupt("event index"))?;
+        let index = self.append_at(next, e).await?;
         timer.succeeded();
         Ok(index)
     }
