@@ -1,7 +1,8 @@
-//! The in-process service for the `http_bodies` target: the real router (`http::router`) on a
-//! real SQLite store in a scratch directory, driven with `tower::ServiceExt::oneshot`, so the
-//! fuzzer exercises exactly what the server runs for a request (extractors, `parse_json`, the
-//! DTOs' validation, the domain call, the error shaping), without sockets.
+//! The in-process service for the `http_bodies` target: the real router, assembled by the
+//! service itself (`vault_service::in_process_router`), on a real SQLite store in a scratch
+//! directory, driven with `tower::ServiceExt::oneshot`, so the fuzzer exercises exactly what
+//! the server runs for a request (extractors, `parse_json`, the DTOs' validation, the domain
+//! call, the error shaping), without sockets.
 //!
 //! Built once per process. Randomness and time are fixed (`DeterministicRandom`,
 //! `ManualClock`), and the store is seeded through the same router with one real-name report,
@@ -21,7 +22,6 @@ use vault_crypto::random::DeterministicRandom;
 use vault_domain::DisclosureConfig;
 use vault_domain::clock::{Clock, ManualClock};
 use vault_service::app::VaultConfig;
-use vault_service::http::{AppState, router};
 use vault_storage::SqliteSync;
 
 /// Request body limit, as the service's default order of magnitude.
@@ -301,27 +301,23 @@ fn build() -> Harness {
     };
     let clock = Arc::new(ManualClock::new(t0()));
     let rng = Arc::new(DeterministicRandom::new(0x00f0_220b));
-    let opened = rt
-        .block_on(cfg.open(clock.clone() as Arc<dyn Clock>, rng.clone()))
+    // The service's own assembly of the app (not the leader: no background job runs).
+    let app = rt
+        .block_on(vault_service::in_process_router(
+            &cfg,
+            clock as Arc<dyn Clock>,
+            rng,
+            MAX_BODY,
+            BODY_TIMEOUT,
+        ))
         .unwrap_or_else(|e| panic!("open the vault: {e}"));
     let admin = std::fs::read_to_string(data_dir.join("admin.token"))
         .unwrap_or_else(|e| panic!("admin.token: {e}"))
         .trim()
         .to_owned();
-    let state = AppState {
-        vault: opened.vault,
-        store: opened.store,
-        keys: opened.keys,
-        clock,
-        rng,
-        wake_notifier: Arc::new(tokio::sync::Notify::new()),
-        wake_jobs: Arc::new(tokio::sync::Notify::new()),
-        // Not the leader: no background job is started here anyway.
-        leader: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-    };
     let mut h = Harness {
         rt,
-        app: router(state, MAX_BODY, BODY_TIMEOUT),
+        app,
         tokens: vec![(Who::Admin, admin)],
         refs: Refs {
             pseudonym: String::new(),

@@ -13,3 +13,28 @@ pub mod ledger;
 pub mod notify;
 pub mod serve;
 pub mod telemetry;
+
+/// The whole HTTP surface in process: opens the vault of `cfg` and returns the router that
+/// `app::Application` serves, without a listener and without the background tasks (this
+/// replica is not the leader). For callers that drive the router directly, such as the fuzz
+/// targets, so that they never assemble `http::AppState` by hand.
+pub async fn in_process_router(
+    cfg: &app::VaultConfig,
+    clock: std::sync::Arc<dyn vault_domain::clock::Clock>,
+    rng: std::sync::Arc<dyn vault_crypto::random::RandomSource>,
+    max_body: usize,
+    body_timeout: std::time::Duration,
+) -> Result<axum::Router, app::StartError> {
+    let opened = cfg.open(clock.clone(), rng.clone()).await?;
+    let state = http::AppState {
+        vault: opened.vault,
+        store: opened.store,
+        keys: opened.keys,
+        clock,
+        rng,
+        wake_notifier: std::sync::Arc::new(tokio::sync::Notify::new()),
+        wake_jobs: std::sync::Arc::new(tokio::sync::Notify::new()),
+        leader: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
+    Ok(http::router(state, max_body, body_timeout))
+}
