@@ -173,6 +173,24 @@ pub struct OpenedVault {
     pub admin_token_written: Option<PathBuf>,
 }
 
+impl OpenedVault {
+    /// What the HTTP handlers share: the opened vault, the injected clock and randomness,
+    /// fresh wake-ups, and "not the leader" until the lease says otherwise. The one place it
+    /// is assembled (the server and `in_process_router` both come here).
+    pub fn into_state(self, clock: Arc<dyn Clock>, rng: Arc<dyn RandomSource>) -> AppState {
+        AppState {
+            vault: self.vault,
+            store: self.store,
+            keys: self.keys,
+            clock,
+            rng,
+            wake_notifier: Arc::new(tokio::sync::Notify::new()),
+            wake_jobs: Arc::new(tokio::sync::Notify::new()),
+            leader: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+}
+
 /// Loads and validates every policy in `dir`.
 pub fn load_policies(dir: &Path) -> Result<vault_policy::PolicySet, StartError> {
     if !dir.is_dir() {
@@ -457,16 +475,7 @@ impl Application {
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(io(format!("binding {}", cfg.listen)))?;
-        let state = AppState {
-            vault: opened.vault,
-            store: opened.store,
-            keys: opened.keys,
-            clock,
-            rng,
-            wake_notifier: Arc::new(tokio::sync::Notify::new()),
-            wake_jobs: Arc::new(tokio::sync::Notify::new()),
-            leader: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        };
+        let state = opened.into_state(clock, rng);
         Ok(Application {
             listener,
             state,

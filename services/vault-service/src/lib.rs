@@ -25,16 +25,9 @@ pub async fn in_process_router(
     max_body: usize,
     body_timeout: std::time::Duration,
 ) -> Result<axum::Router, app::StartError> {
-    let opened = cfg.open(clock.clone(), rng.clone()).await?;
-    let state = http::AppState {
-        vault: opened.vault,
-        store: opened.store,
-        keys: opened.keys,
-        clock,
-        rng,
-        wake_notifier: std::sync::Arc::new(tokio::sync::Notify::new()),
-        wake_jobs: std::sync::Arc::new(tokio::sync::Notify::new()),
-        leader: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-    };
+    let state = cfg
+        .open(clock.clone(), rng.clone())
+        .await?
+        .into_state(clock, rng);
     Ok(http::router(state, max_body, body_timeout))
 }
