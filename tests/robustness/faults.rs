@@ -656,9 +656,12 @@ async fn database_unreachable_then_restarted() {
     let stopped = tokio::task::block_in_place(|| cluster.stop_immediate());
     assert!(stopped, "pg_ctl stop -m immediate");
     tokio::time::sleep(Duration::from_millis(3000)).await;
-    // The fault lasts until PostgreSQL accepts connections again (after crash recovery).
-    let pg_start = tokio::task::block_in_place(|| cluster.start());
+    // The fault is certain to hold only until `pg_ctl start` begins: PostgreSQL accepts
+    // connections some time before `pg_ctl -w` notices (it polls every 100 ms), so a seal or a
+    // /readyz 200 between the two is the service recovering, not a fault being missed. The
+    // window therefore closes when the restart begins (CI once saw a 200 in that gap).
     let clear_at = load.now();
+    let pg_start = tokio::task::block_in_place(|| cluster.start());
     let recovered = load.wait_recovered(&server, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let out = load.finish().await;
@@ -672,7 +675,7 @@ async fn database_unreachable_then_restarted() {
     );
     eprintln!(
         "{summary}; pg_ctl start (crash recovery) took {pg_start:.2?}; /readyz 200 and a seal \
-         succeeded {recovered:.2?} after pg_ctl start returned"
+         succeeded {recovered:.2?} after pg_ctl start returned (\"cleared\" is when it began)"
     );
     if recovered.is_none() {
         problems.push("the service did not recover within 20 s of PostgreSQL's restart".into());
