@@ -39,6 +39,120 @@ pub trait Store: Send + Sync {
     /// Whether an access-trail append would succeed now: tries one in a transaction that is
     /// rolled back. Readiness uses it, so `/readyz` recovers by itself when the fault clears.
     async fn probe_trail(&self) -> Result<(), StoreError>;
+    /// Applies a [`WriteUnit`] atomically: its checks, then its writes, or nothing.
+    ///
+    /// The hot writes (a seal, a disclosure opening) are shaped as units so that every slow
+    /// step (key work, JSON, age encryption) happens before the store is touched and an
+    /// adapter can run the whole unit in one step. The default runs the unit's operations
+    /// through [`Store::begin`] in order; the SQLite adapter runs units on a dedicated
+    /// writer thread and commits many together (group commit).
+    async fn commit_unit(&self, unit: WriteUnit) -> Result<UnitOutcome, StoreError> {
+        commit_unit_in_tx(self.begin().await?, &unit).await
+    }
+}
+
+/// [`Store::commit_unit`] through one transaction, operation by operation.
+pub async fn commit_unit_in_tx(
+    mut tx: Box<dyn Tx>,
+    unit: &WriteUnit,
+) -> Result<UnitOutcome, StoreError> {
+    let mut appended = Vec::new();
+    for op in &unit.ops {
+        if let Some(refusal) = apply_unit_op(tx.as_mut(), op, &mut appended).await? {
+            return Ok(UnitOutcome::Refused(refusal));
+        }
+    }
+    tx.commit().await?;
+    Ok(UnitOutcome::Committed { events: appended })
+}
+
+/// A list of checks and writes that commit together. Checks come first in practice, but
+/// the operations run in the order given, so a check sees the unit's earlier writes. Not
+/// `Debug`: it carries envelopes and claim-code hashes.
+#[derive(Default)]
+pub struct WriteUnit {
+    /// The operations, in order.
+    pub ops: Vec<UnitOp>,
+}
+
+/// One step of a [`WriteUnit`].
+pub enum UnitOp {
+    /// Refuses the unit ([`UnitRefusal::KekRetired`]) unless this KEK version is not retired:
+    /// nothing may be stored under a key that is being destroyed.
+    RequireKekUsable(u32),
+    /// Refuses the unit ([`UnitRefusal::Changed`]) unless the reporter record exists and is
+    /// not erased; on PostgreSQL it also locks the row, so an erasure waits for the unit.
+    RequireNotErased(String),
+    /// Inserts a reporter record; a taken id or blind index is [`StoreError::Conflict`].
+    InsertReporter(ReporterRecord),
+    /// Inserts a pseudonym.
+    InsertPseudonym(PseudonymRecord),
+    /// Moves an approved disclosure to opened; refuses the unit ([`UnitRefusal::Changed`])
+    /// when it is no longer approved (opened, revoked, expired meanwhile).
+    OpenDisclosure {
+        /// The disclosure.
+        id: String,
+        /// When it was opened.
+        at: OffsetDateTime,
+    },
+    /// Appends an event to the access trail.
+    AppendEvent(NewEvent),
+}
+
+/// Why a unit was not applied although the store worked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitRefusal {
+    /// [`UnitOp::RequireKekUsable`] failed: reload the keys and prepare the unit again.
+    KekRetired(u32),
+    /// A row the unit depends on changed after it was read: read again.
+    Changed(&'static str),
+}
+
+/// What [`Store::commit_unit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitOutcome {
+    /// Everything was written; the trail indexes of the appended events, in order.
+    Committed {
+        /// Trail indexes.
+        events: Vec<u64>,
+    },
+    /// Nothing was written.
+    Refused(UnitRefusal),
+}
+
+/// One [`UnitOp`] through a transaction; `Some` when
+/// the unit must be refused, and the transaction is then dropped (rolled back) by the caller.
+async fn apply_unit_op(
+    tx: &mut dyn Tx,
+    op: &UnitOp,
+    appended: &mut Vec<u64>,
+) -> Result<Option<UnitRefusal>, StoreError> {
+    match op {
+        UnitOp::RequireKekUsable(v) => {
+            if !tx.kek_version_usable(*v).await? {
+                return Ok(Some(UnitRefusal::KekRetired(*v)));
+            }
+        }
+        UnitOp::RequireNotErased(reporter_id) => {
+            tx.lock_reporter(reporter_id).await?;
+            let live = tx
+                .reporter(reporter_id)
+                .await?
+                .is_some_and(|r| r.erased_at.is_none() && r.envelope.is_some());
+            if !live {
+                return Ok(Some(UnitRefusal::Changed("reporter")));
+            }
+        }
+        UnitOp::InsertReporter(r) => tx.insert_reporter(r).await?,
+        UnitOp::InsertPseudonym(p) => tx.insert_pseudonym(p).await?,
+        UnitOp::OpenDisclosure { id, at } => {
+            if !tx.open_approved_disclosure(id, *at).await? {
+                return Ok(Some(UnitRefusal::Changed("disclosure")));
+            }
+        }
+        UnitOp::AppendEvent(e) => appended.push(tx.append_event(e).await?),
+    }
+    Ok(None)
 }
 
 /// Queries and writes over one connection (inside or outside a transaction).
@@ -110,6 +224,13 @@ pub trait Repo: Send {
     async fn disclosure(&mut self, id: &str) -> Result<Option<Disclosure>, StoreError>;
     /// Records a custodian's decision.
     async fn insert_decision(&mut self, id: &str, d: &Decision) -> Result<(), StoreError>;
+    /// Sets an approved disclosure to opened at `at`; false (nothing changed) when it is not
+    /// approved any more. Locks the row on PostgreSQL, so two opens cannot both succeed.
+    async fn open_approved_disclosure(
+        &mut self,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// Moves a disclosure to a new status.
     async fn update_disclosure_status(
         &mut self,

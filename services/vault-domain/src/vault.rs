@@ -16,7 +16,10 @@ use crate::model::{
     Actor, Decision, Disclosure, DisclosureStatus, OutboxMessage, Principal, PseudonymOrigin,
     PseudonymRecord, PseudonymStatus, ReporterRecord,
 };
-use crate::ports::{Delivery, KeyError, KeyProvider, Notifier, RandomSource, Store, StoreError};
+use crate::ports::{
+    Delivery, KeyError, KeyProvider, Notifier, RandomSource, Store, StoreError, UnitOp,
+    UnitOutcome, UnitRefusal, WriteUnit,
+};
 use crate::values::{CaseRef, Channel, IdentityField, Jurisdiction, MessageKind, Purpose, Role};
 
 /// How many distinct custodians must approve a disclosure, per purpose.
@@ -165,6 +168,23 @@ pub(crate) fn key_err(e: KeyError) -> DomainError {
 
 fn rng_err(_: vault_crypto::CryptoError) -> DomainError {
     DomainError::KeyringUnavailable("random source failed".into())
+}
+
+/// The `reporter_sealed` event of a new pseudonym.
+fn seal_event(actor: &Actor, p: &PseudonymRecord, now: OffsetDateTime) -> NewEvent {
+    let mut ev = NewEvent::by(actor, Action::ReporterSealed, now)
+        .with_detail("channel", p.channel.as_str())
+        .with_detail("anonymous", if p.anonymous { "true" } else { "false" });
+    ev.jurisdiction = Some(p.jurisdiction.to_string());
+    ev.pseudonym = Some(p.pseudonym.clone());
+    ev.record = Some(p.reporter_id.clone());
+    ev
+}
+
+fn retired_beyond_reload() -> DomainError {
+    DomainError::KeyringUnavailable(
+        "the key version in use was retired and no newer one could be loaded".into(),
+    )
 }
 
 pub(crate) fn audit_err(e: StoreError) -> DomainError {
@@ -553,9 +573,100 @@ impl Vault {
             None => None,
         };
 
-        // A seal is checked, in its transaction, against the KEK version it used: a version
-        // retired meanwhile (this process had not reloaded a rotation made elsewhere) makes
-        // it reload the keys and seal again, so no record is ever stored under a destroyed key.
+        // A person not on record (or with no ID number to recognise them by): one write
+        // unit, prepared in full before the store is touched. A record that appears
+        // meanwhile under the same blind index makes the insert conflict, and the request
+        // reads again and takes the re-seal path below.
+        let mut attempt = 0;
+        loop {
+            let known = match &blind_index {
+                Some(bi) => self.deps.store.read().await?.reporter_by_blind_index(bi).await?,
+                None => None,
+            };
+            if known.is_some() {
+                break;
+            }
+            attempt += 1;
+            let id = self.new_id("rec")?;
+            let jurisdiction = req.jurisdiction.to_string();
+            let sealed = match &fields {
+                Some(f) => Some(
+                    self.deps
+                        .keys
+                        .seal(&id, &jurisdiction, &f.to_plaintext())
+                        .map_err(key_err)?,
+                ),
+                None => None,
+            };
+            let mut unit = WriteUnit::default();
+            if let Some((_, v)) = &sealed {
+                // Checked in the same transaction: a version retired meanwhile (this process
+                // had not reloaded a rotation made elsewhere) makes it reload the keys and
+                // seal again, so no record is ever stored under a destroyed key.
+                unit.ops.push(UnitOp::RequireKekUsable(*v));
+            }
+            unit.ops.push(UnitOp::InsertReporter(ReporterRecord {
+                id: id.clone(),
+                jurisdiction: req.jurisdiction,
+                blind_index,
+                kek_version: sealed.as_ref().map(|(_, v)| *v),
+                envelope: sealed.map(|(e, _)| e),
+                anonymous,
+                claim_code_hash: claim_hash.clone(),
+                created_at: now,
+                updated_at: now,
+                erased_at: None,
+            }));
+            let record = PseudonymRecord {
+                pseudonym: pseudonym.clone(),
+                reporter_id: id.clone(),
+                jurisdiction: req.jurisdiction,
+                case_ref: req.case_ref.clone(),
+                received_at: req.received_at,
+                channel: req.channel,
+                employee_of_reported_unit: req.employee_of_reported_unit,
+                anonymous,
+                status: PseudonymStatus::Active,
+                created_at: now,
+                created_by: actor.principal.id.clone(),
+                origin: PseudonymOrigin::Seal,
+                parent: None,
+            };
+            unit.ops.push(UnitOp::InsertPseudonym(record.clone()));
+            unit.ops
+                .push(UnitOp::AppendEvent(seal_event(actor, &record, now)));
+            match self.deps.store.commit_unit(unit).await {
+                Ok(UnitOutcome::Committed { .. }) => {
+                    return Ok(SealOutcome {
+                        pseudonym: record,
+                        reporter_seen_before: false,
+                        prior_case_refs: Vec::new(),
+                        claim_code,
+                    });
+                }
+                Ok(UnitOutcome::Refused(UnitRefusal::KekRetired(v))) => {
+                    tracing::info!(
+                        kek_version = v,
+                        "sealed under a retired key version; reloading the keys"
+                    );
+                    if attempt >= 3 {
+                        return Err(retired_beyond_reload());
+                    }
+                    self.deps.keys.reload().map_err(key_err)?;
+                }
+                Ok(UnitOutcome::Refused(UnitRefusal::Changed(what))) => {
+                    return Err(DomainError::Store(StoreError::Conflict(format!(
+                        "the {what} changed while this request ran; retry"
+                    ))));
+                }
+                // The same person, sealed by a concurrent request: read again.
+                Err(StoreError::Conflict(_)) if attempt < 3 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+
+        // The same person again (or a record erased since): one transaction that reads the
+        // record, merges the newer details in and seals again.
         let mut attempt = 0;
         let (mut tx, reporter_id, prior) = loop {
             attempt += 1;
@@ -636,10 +747,7 @@ impl Vault {
                         "sealed under a retired key version; reloading the keys"
                     );
                     if attempt >= 3 {
-                        return Err(DomainError::KeyringUnavailable(
-                            "the key version in use was retired and no newer one could be loaded"
-                                .into(),
-                        ));
+                        return Err(retired_beyond_reload());
                     }
                     self.deps.keys.reload().map_err(key_err)?;
                 }
@@ -675,13 +783,9 @@ impl Vault {
             parent: None,
         };
         tx.insert_pseudonym(&record).await?;
-        let mut ev = NewEvent::by(actor, Action::ReporterSealed, now)
-            .with_detail("channel", record.channel.as_str())
-            .with_detail("anonymous", if anonymous { "true" } else { "false" });
-        ev.jurisdiction = Some(record.jurisdiction.to_string());
-        ev.pseudonym = Some(record.pseudonym.clone());
-        ev.record = Some(reporter_id);
-        tx.append_event(&ev).await.map_err(audit_err)?;
+        tx.append_event(&seal_event(actor, &record, now))
+            .await
+            .map_err(audit_err)?;
         tx.commit().await?;
         Ok(SealOutcome {
             pseudonym: record,
@@ -1277,7 +1381,11 @@ impl Vault {
         self.disclosure_in_scope(actor, id, "open disclosures")
             .await?;
         let now = self.now();
-        let mut tx = self.deps.store.begin().await?;
+        // Everything is read and prepared (opened, encoded, encrypted to the caller) outside
+        // any transaction; one write unit then checks that the disclosure is still approved
+        // and the record not erased, marks it opened and appends the event. Only when that
+        // commits does the identity leave.
+        let mut tx = self.deps.store.read().await?;
         let d = tx
             .disclosure(id)
             .await?
@@ -1316,8 +1424,8 @@ impl Vault {
             .reporter(&d.reporter_id)
             .await?
             .ok_or(DomainError::NotFound { what: "disclosure" })?;
+        drop(tx);
         let Some(env) = reporter.envelope.as_ref() else {
-            drop(tx);
             return Err(self
                 .conflict(
                     actor,
@@ -1337,7 +1445,6 @@ impl Vault {
         let identity = match opened {
             Ok(i) => i,
             Err(e) => {
-                drop(tx);
                 if matches!(e, DomainError::Integrity) {
                     // A tampered or swapped record is itself something auditors must see.
                     self.record_denial(actor, "open disclosures", ev, "integrity_failure")
@@ -1384,10 +1491,34 @@ impl Vault {
             ),
             None => OpenedDisclosure::Json(body),
         };
-        tx.update_disclosure_status(&d.id, DisclosureStatus::Opened, d.approved_at, Some(now))
-            .await?;
-        tx.append_event(&ev).await.map_err(audit_err)?;
-        tx.commit().await?;
+        let unit = WriteUnit {
+            ops: vec![
+                UnitOp::RequireNotErased(reporter.id.clone()),
+                UnitOp::OpenDisclosure {
+                    id: d.id.clone(),
+                    at: now,
+                },
+                UnitOp::AppendEvent(ev.clone()),
+            ],
+        };
+        match self.deps.store.commit_unit(unit).await? {
+            UnitOutcome::Committed { .. } => {}
+            UnitOutcome::Refused(refusal) => {
+                // Changed between the read and the write: an erasure, or another open of the
+                // same disclosure (or a revocation) that committed first.
+                ev.disclosed.clear();
+                let (code, msg) = match refusal {
+                    UnitRefusal::Changed("reporter") => {
+                        ("erased", "the reporter's record was erased".to_owned())
+                    }
+                    _ => (
+                        "invalid_state",
+                        "the disclosure is no longer approved".to_owned(),
+                    ),
+                };
+                return Err(self.conflict(actor, "open disclosures", ev, code, msg).await);
+            }
+        }
         crate::obs::disclosure(&d, crate::obs::outcome::OPENED);
         Ok(out)
     }

@@ -12,6 +12,7 @@ pub mod leader;
 mod migrate;
 pub mod obs;
 mod repo;
+mod unit_writer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
-use vault_domain::ports::{Repo, Store, StoreError, Tx};
+use vault_domain::ports::{Repo, Store, StoreError, Tx, UnitOutcome, WriteUnit};
 
 pub use migrate::LATEST as SCHEMA_VERSION;
 pub use repo::SqlConn;
@@ -81,6 +82,10 @@ pub struct StoreOptions {
     /// behind: an unbounded log can fill the disk with itself, and then freeing space
     /// elsewhere is not enough to recover. `None`: only SQLite's automatic checkpoints.
     pub wal_checkpoint_every: Option<Duration>,
+    /// SQLite: run write units (seals, disclosure openings) on a dedicated writer thread
+    /// that commits concurrent units together. Off: each unit is a transaction through
+    /// sqlx, statement by statement (PostgreSQL always works that way).
+    pub group_commit: bool,
 }
 
 impl Default for StoreOptions {
@@ -92,6 +97,7 @@ impl Default for StoreOptions {
             acquire_timeout: Duration::from_millis(1500),
             sqlite_sync: SqliteSync::Normal,
             wal_checkpoint_every: Some(Duration::from_millis(10)),
+            group_commit: true,
         }
     }
 }
@@ -112,6 +118,8 @@ pub struct SqlStore {
     /// access trail's indexes are assigned one transaction at a time.
     writer: AnyPool,
     reader: AnyPool,
+    /// SQLite: the thread that runs whole write units and commits them in groups.
+    units: Option<unit_writer::UnitWriter>,
 }
 
 /// A connection goes back to the pool only outside a transaction. A COMMIT that failed (disk
@@ -270,13 +278,39 @@ impl SqlStore {
                 (pool.clone(), pool)
             }
         };
+        let frontier = repo::FrontierCache::default();
+        let units = match engine {
+            Engine::Sqlite if opts.group_commit => {
+                let path = url
+                    .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                    .map_err(|_| {
+                        StoreError::Unavailable("the database URL could not be parsed".into())
+                    })?
+                    .get_filename()
+                    .to_path_buf();
+                Some(unit_writer::UnitWriter::start(
+                    unit_writer::UnitWriterConfig {
+                        path,
+                        synchronous: match opts.sqlite_sync {
+                            SqliteSync::Normal => "NORMAL",
+                            SqliteSync::Full => "FULL",
+                        },
+                        token: writer.clone(),
+                        acquire_timeout: opts.acquire_timeout,
+                        frontier: frontier.clone(),
+                    },
+                )?)
+            }
+            _ => None,
+        };
         Ok(SqlStore {
             engine,
             writer_broken,
-            frontier: repo::FrontierCache::default(),
+            frontier,
             lease: leader::LeaseSlot::default(),
             writer,
             reader,
+            units,
         })
     }
 
@@ -395,6 +429,13 @@ impl Store for SqlStore {
                 .with_broken_flag(self.writer_broken.clone())
                 .with_lease(self.lease.clone()),
         ))
+    }
+
+    async fn commit_unit(&self, unit: WriteUnit) -> Result<UnitOutcome, StoreError> {
+        match &self.units {
+            Some(w) => w.commit(unit).await,
+            None => vault_domain::ports::commit_unit_in_tx(self.begin().await?, &unit).await,
+        }
     }
 
     async fn read(&self) -> Result<Box<dyn Repo>, StoreError> {

@@ -689,6 +689,23 @@ impl Repo for SqlConn {
         Ok(())
     }
 
+    async fn open_approved_disclosure(
+        &mut self,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE disclosures SET status = 'opened', opened_at = $1
+             WHERE id = $2 AND status = 'approved'",
+        )
+        .bind(ts(at))
+        .bind(id.to_owned())
+        .execute(self.c())
+        .await
+        .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn update_disclosure_status(
         &mut self,
         id: &str,
