@@ -418,7 +418,8 @@ def run_wrk(url: str, conns: int, duration: float, env: dict, workdir: Path) -> 
     threads = min(2, conns)
     out = workdir / f"wrk-{time.monotonic_ns()}.json"
     e = dict(os.environ, RV_THREADS=str(threads), RV_WRK_OUT=str(out), **env)
-    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "10s", "-s", str(LUA), url]
+    # wrk parses whole seconds only ("-d10.0s" is a usage error): --duration is a float.
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s", str(LUA), url]
     r = subprocess.run(cmd, capture_output=True, text=True, env=e)
     if r.returncode != 0 or not out.exists():
         raise RuntimeError(f"wrk failed ({r.returncode}): {r.stdout[-1000:]} {r.stderr[-1000:]}")
