@@ -757,14 +757,22 @@ fn check_traces(receiver: &Receiver, calls: &[Call], flow: &Flow) {
     let auth = span_by_name(&trace, "vault.authenticate");
     assert_eq!(auth.len(), 1);
     assert_eq!(auth[0].parent_span_id, server.span_id);
-    let appends = span_by_name(&trace, "store.append_event");
-    assert!(!appends.is_empty(), "the seal's trail append has a span");
-    let commits = span_by_name(&trace, "store.commit");
-    assert!(!commits.is_empty(), "the seal's commit has a span");
-    for s in appends.iter().chain(&commits) {
-        assert!(descends(s, op[0], &trace), "{} under vault.seal", s.name);
-        assert_eq!(attr(&s.attributes, "db.system").as_deref(), Some("sqlite"));
-    }
+    // A seal is one write unit (its checks, inserts and trail append), committed with
+    // whatever other units the SQLite writer thread grouped it with.
+    let units = span_by_name(&trace, "store.commit_unit");
+    assert_eq!(units.len(), 1, "the seal's write unit has a span");
+    let unit = units[0];
+    assert!(descends(unit, op[0], &trace), "store.commit_unit under vault.seal");
+    assert_eq!(attr(&unit.attributes, "db.system").as_deref(), Some("sqlite"));
+    assert_eq!(
+        attr(&unit.attributes, "unit.appends").as_deref(),
+        Some("1"),
+        "the seal appends one event"
+    );
+    let group: u64 = attr(&unit.attributes, "group.size")
+        .and_then(|g| g.parse().ok())
+        .expect("the group size is recorded");
+    assert!(group >= 1, "group.size {group}");
 
     let expect_op = |call: &Call, name: &str, fields: &[(&str, &str)]| {
         let (server, trace) = trace_of(&all, &call.request_id);

@@ -431,9 +431,27 @@ impl Store for SqlStore {
         ))
     }
 
+    #[tracing::instrument(
+        name = "store.commit_unit",
+        skip_all,
+        fields(
+            db.system = self.engine.as_str(),
+            unit.ops = unit.ops.len(),
+            unit.appends = unit
+                .ops
+                .iter()
+                .filter(|op| matches!(op, vault_domain::ports::UnitOp::AppendEvent(_)))
+                .count(),
+            group.size = tracing::field::Empty,
+        )
+    )]
     async fn commit_unit(&self, unit: WriteUnit) -> Result<UnitOutcome, StoreError> {
         match &self.units {
-            Some(w) => w.commit(unit).await,
+            Some(w) => {
+                let (result, group) = w.commit(unit).await?;
+                tracing::Span::current().record("group.size", group);
+                result
+            }
             None => vault_domain::ports::commit_unit_in_tx(self.begin().await?, &unit).await,
         }
     }

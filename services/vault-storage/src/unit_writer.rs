@@ -34,7 +34,8 @@ const MAX_GROUP: usize = 64;
 /// Units waiting for the thread at most; beyond that a caller waits to enqueue.
 const QUEUE: usize = 1024;
 
-type Reply = oneshot::Sender<Result<UnitOutcome, StoreError>>;
+/// The unit's result, and how many units its group held.
+type Reply = oneshot::Sender<(Result<UnitOutcome, StoreError>, usize)>;
 
 /// The handle requests use; the thread ends when every handle is gone.
 #[derive(Clone)]
@@ -68,8 +69,11 @@ impl UnitWriter {
         Ok(UnitWriter { queue })
     }
 
-    /// Applies `unit` with the next group.
-    pub(crate) async fn commit(&self, unit: WriteUnit) -> Result<UnitOutcome, StoreError> {
+    /// Applies `unit` with the next group; also says how many units that group held.
+    pub(crate) async fn commit(
+        &self,
+        unit: WriteUnit,
+    ) -> Result<(Result<UnitOutcome, StoreError>, usize), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((unit, reply))
@@ -77,7 +81,7 @@ impl UnitWriter {
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
         answer
             .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))
     }
 }
 
@@ -100,8 +104,9 @@ fn run(
         }
         let units: Vec<&WriteUnit> = group.iter().map(|(u, _)| u).collect();
         let results = write_group(&cfg, &handle, &mut conn, &units);
+        let size = group.len();
         for ((_, reply), result) in group.drain(..).zip(results) {
-            let _ = reply.send(result);
+            let _ = reply.send((result, size));
         }
     }
 }
