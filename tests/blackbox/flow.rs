@@ -68,6 +68,7 @@ both_engines!(
     anonymous_report_gets_a_one_time_claim_code,
     handoff_issues_a_pseudonym_in_the_receiving_jurisdiction,
     rotate_revokes_the_old_pseudonym,
+    concurrent_reports_of_one_person_make_one_record,
 );
 
 async fn seal_request_approve_open(engine: Engine) {
@@ -730,4 +731,79 @@ async fn rotate_revokes_the_old_pseudonym(engine: Engine) {
             .count(),
         2
     );
+}
+
+/// Twelve reports of one person and twelve of twelve others, all at once: on SQLite they
+/// share group commits, where the person's concurrent first seals conflict on the blind index
+/// and all but one must roll back alone, read again and re-seal; the others in the same
+/// groups must commit untouched. One record for the person, every answer 201, one trail
+/// event per seal, and the merged record still opens.
+async fn concurrent_reports_of_one_person_make_one_record(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let c = Cast::create(&app).await;
+    let zs = Person::zhang_san();
+    let reporters_before = app.storage.count_rows("reporters").await;
+    let pseudonyms_before = app.storage.count_rows("pseudonyms").await;
+    let events_before = app.tree_size(&c.auditor.token).await;
+    let mut calls = Vec::new();
+    for i in 0..12u32 {
+        let same =
+            crate::harness::seal_body("140100", &format!("SX-2026-0009{i:02}"), zs.identity());
+        let other = crate::harness::seal_body(
+            "140100",
+            &format!("SX-2026-0008{i:02}"),
+            Person::nth(100 + i).identity(),
+        );
+        calls.push((true, same));
+        calls.push((false, other));
+    }
+    let answers = futures_util::future::join_all(calls.into_iter().map(|(same, body)| {
+        let app = &app;
+        let token = c.cs.token.clone();
+        async move { (same, app.seal(&token, body).await) }
+    }))
+    .await;
+    let mut first_seen = 0;
+    let mut pseudonyms = Vec::new();
+    for (same, r) in answers {
+        let v = r.expect(201, "concurrent seal");
+        if same {
+            if v["reporter_seen_before"] == false {
+                first_seen += 1;
+            }
+            pseudonyms.push(v["pseudonym"].as_str().expect("pseudonym").to_owned());
+        } else {
+            assert_eq!(v["reporter_seen_before"], false, "{v}");
+        }
+    }
+    assert_eq!(
+        first_seen, 1,
+        "exactly one of the person's reports created the record; the others saw it"
+    );
+    assert_eq!(
+        app.storage.count_rows("reporters").await - reporters_before,
+        13,
+        "one record for the person, one for each other person"
+    );
+    assert_eq!(
+        app.storage.count_rows("pseudonyms").await - pseudonyms_before,
+        24
+    );
+    assert_eq!(
+        app.tree_size(&c.auditor.token).await - events_before,
+        24,
+        "one trail event per seal, none for a rolled-back attempt"
+    );
+    // Every pseudonym of the person leads to the one record, which opens.
+    let d = app
+        .request_disclosure_ok(
+            &c.cs.token,
+            &pseudonyms[11],
+            "verification_contact",
+            &["phone"],
+        )
+        .await;
+    app.approve(&c.cust1.token, &d).await.expect(200, "approve");
+    let opened = app.open(&c.cs.token, &d).await.expect(200, "open");
+    assert_eq!(opened["fields"]["phone"], zs.phone.as_str());
 }

@@ -762,8 +762,14 @@ fn check_traces(receiver: &Receiver, calls: &[Call], flow: &Flow) {
     let units = span_by_name(&trace, "store.commit_unit");
     assert_eq!(units.len(), 1, "the seal's write unit has a span");
     let unit = units[0];
-    assert!(descends(unit, op[0], &trace), "store.commit_unit under vault.seal");
-    assert_eq!(attr(&unit.attributes, "db.system").as_deref(), Some("sqlite"));
+    assert!(
+        descends(unit, op[0], &trace),
+        "store.commit_unit under vault.seal"
+    );
+    assert_eq!(
+        attr(&unit.attributes, "db.system").as_deref(),
+        Some("sqlite")
+    );
     assert_eq!(
         attr(&unit.attributes, "unit.appends").as_deref(),
         Some("1"),

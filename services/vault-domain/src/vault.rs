@@ -580,7 +580,14 @@ impl Vault {
         let mut attempt = 0;
         loop {
             let known = match &blind_index {
-                Some(bi) => self.deps.store.read().await?.reporter_by_blind_index(bi).await?,
+                Some(bi) => {
+                    self.deps
+                        .store
+                        .read()
+                        .await?
+                        .reporter_by_blind_index(bi)
+                        .await?
+                }
                 None => None,
             };
             if known.is_some() {
@@ -1516,7 +1523,9 @@ impl Vault {
                         "the disclosure is no longer approved".to_owned(),
                     ),
                 };
-                return Err(self.conflict(actor, "open disclosures", ev, code, msg).await);
+                return Err(self
+                    .conflict(actor, "open disclosures", ev, code, msg)
+                    .await);
             }
         }
         crate::obs::disclosure(&d, crate::obs::outcome::OPENED);
