@@ -77,6 +77,9 @@ pub struct WriteUnit {
 
 /// One step of a [`WriteUnit`].
 pub enum UnitOp {
+    /// Refuses the unit ([`UnitRefusal::Known`]) when a reporter record holds this blind
+    /// index: the person is on record, and the caller re-seals that record instead.
+    RequireUnknown([u8; 32]),
     /// Refuses the unit ([`UnitRefusal::KekRetired`]) unless this KEK version is not retired:
     /// nothing may be stored under a key that is being destroyed.
     RequireKekUsable(u32),
@@ -106,6 +109,8 @@ pub enum UnitRefusal {
     KekRetired(u32),
     /// A row the unit depends on changed after it was read: read again.
     Changed(&'static str),
+    /// [`UnitOp::RequireUnknown`] failed: the person is on record.
+    Known,
 }
 
 /// What [`Store::commit_unit`] did.
@@ -128,6 +133,11 @@ async fn apply_unit_op(
     appended: &mut Vec<u64>,
 ) -> Result<Option<UnitRefusal>, StoreError> {
     match op {
+        UnitOp::RequireUnknown(bi) => {
+            if tx.reporter_by_blind_index(bi).await?.is_some() {
+                return Ok(Some(UnitRefusal::Known));
+            }
+        }
         UnitOp::RequireKekUsable(v) => {
             if !tx.kek_version_usable(*v).await? {
                 return Ok(Some(UnitRefusal::KekRetired(*v)));

@@ -574,25 +574,12 @@ impl Vault {
         };
 
         // A person not on record (or with no ID number to recognise them by): one write
-        // unit, prepared in full before the store is touched. A record that appears
-        // meanwhile under the same blind index makes the insert conflict, and the request
-        // reads again and takes the re-seal path below.
+        // unit, prepared in full before the store is touched, which checks in its own
+        // transaction that no record holds the blind index. When one does (a repeated
+        // reporter, or a first report of the same person committed meanwhile) the request
+        // takes the re-seal path below.
         let mut attempt = 0;
         loop {
-            let known = match &blind_index {
-                Some(bi) => {
-                    self.deps
-                        .store
-                        .read()
-                        .await?
-                        .reporter_by_blind_index(bi)
-                        .await?
-                }
-                None => None,
-            };
-            if known.is_some() {
-                break;
-            }
             attempt += 1;
             let id = self.new_id("rec")?;
             let jurisdiction = req.jurisdiction.to_string();
@@ -606,6 +593,9 @@ impl Vault {
                 None => None,
             };
             let mut unit = WriteUnit::default();
+            if let Some(bi) = blind_index {
+                unit.ops.push(UnitOp::RequireUnknown(bi));
+            }
             if let Some((_, v)) = &sealed {
                 // Checked in the same transaction: a version retired meanwhile (this process
                 // had not reloaded a rotation made elsewhere) makes it reload the keys and
@@ -661,12 +651,14 @@ impl Vault {
                     }
                     self.deps.keys.reload().map_err(key_err)?;
                 }
+                Ok(UnitOutcome::Refused(UnitRefusal::Known)) => break,
                 Ok(UnitOutcome::Refused(UnitRefusal::Changed(what))) => {
                     return Err(DomainError::Store(StoreError::Conflict(format!(
                         "the {what} changed while this request ran; retry"
                     ))));
                 }
-                // The same person, sealed by a concurrent request: read again.
+                // The same person, sealed by a concurrent request (PostgreSQL: both checks
+                // ran before either insert committed): check again.
                 Err(StoreError::Conflict(_)) if attempt < 3 => {}
                 Err(e) => return Err(e.into()),
             }

@@ -284,6 +284,15 @@ fn apply(
     let mut events = Vec::new();
     for op in &unit.ops {
         match op {
+            UnitOp::RequireUnknown(bi) => {
+                let known: Option<i64> = c
+                    .prepare_cached("SELECT 1 FROM reporters WHERE blind_index = ?1")
+                    .and_then(|mut s| optional(s.query_row([bi.as_slice()], |r| r.get(0))))
+                    .map_err(store_err)?;
+                if known.is_some() {
+                    return Ok(UnitOutcome::Refused(UnitRefusal::Known));
+                }
+            }
             UnitOp::RequireKekUsable(v) => {
                 let retired: Option<Option<i64>> = c
                     .prepare_cached("SELECT retired_at FROM key_versions WHERE version = ?1")
