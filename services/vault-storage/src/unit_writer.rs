@@ -31,6 +31,8 @@ use crate::repo::{FrontierCache, frontier_coords};
 
 /// Units in one group at most: bounds how long one COMMIT keeps the others waiting.
 const MAX_GROUP: usize = 64;
+/// How long the thread keeps the write token across back-to-back groups.
+const HOLD_TOKEN: Duration = Duration::from_millis(20);
 /// Units waiting for the thread at most; beyond that a caller waits to enqueue.
 const QUEUE: usize = 1024;
 
@@ -90,11 +92,27 @@ fn run(
     mut rx: mpsc::Receiver<(WriteUnit, Reply)>,
     handle: tokio::runtime::Handle,
 ) {
+    use tokio::sync::mpsc::error::TryRecvError;
     // The token's drop returns it to the pool with a spawned task: needs the runtime.
     let _rt = handle.enter();
     let mut conn: Option<Connection> = None;
     let mut group: Vec<(WriteUnit, Reply)> = Vec::with_capacity(MAX_GROUP);
-    while let Some(first) = rx.blocking_recv() {
+    // The write token, kept from one group to the next while units keep coming (returning
+    // it to the pool is a task on the runtime, and taking it back waits for that task), but
+    // never longer than HOLD_TOKEN at a time, so the sqlx path's writers get their turn.
+    let mut token: Option<(sqlx::pool::PoolConnection<sqlx::Any>, Instant)> = None;
+    loop {
+        let first = match rx.try_recv() {
+            Ok(unit) => unit,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                token = None;
+                match rx.blocking_recv() {
+                    Some(unit) => unit,
+                    None => break,
+                }
+            }
+        };
         group.push(first);
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -102,31 +120,52 @@ fn run(
                 Err(_) => break,
             }
         }
-        let units: Vec<&WriteUnit> = group.iter().map(|(u, _)| u).collect();
-        let results = write_group(&cfg, &handle, &mut conn, &units);
+        if token
+            .as_ref()
+            .is_some_and(|(_, since)| since.elapsed() >= HOLD_TOKEN)
+        {
+            token = None;
+        }
+        let results = match &token {
+            Some(_) => None,
+            None => match handle.block_on(tokio::time::timeout(
+                cfg.acquire_timeout,
+                cfg.token.acquire(),
+            )) {
+                Ok(Ok(t)) => {
+                    token = Some((t, Instant::now()));
+                    None
+                }
+                Ok(Err(e)) => Some(crate::unavailable(e)),
+                Err(_) => Some(StoreError::Unavailable("timed out waiting to write".into())),
+            },
+        };
         let size = group.len();
+        let results = match results {
+            Some(e) => group.iter().map(|_| Err(clone_err(&e))).collect(),
+            None => {
+                let units: Vec<&WriteUnit> = group.iter().map(|(u, _)| u).collect();
+                let (results, failed) = write_group(&cfg, &mut conn, &units);
+                if failed {
+                    token = None;
+                }
+                results
+            }
+        };
         for ((_, reply), result) in group.drain(..).zip(results) {
             let _ = reply.send((result, size));
         }
     }
 }
 
-/// One group: takes the token, then writes. Every unit gets exactly one result.
+/// One group, with the token held. Every unit gets exactly one result; `true` when the
+/// group as a whole failed.
 fn write_group(
     cfg: &UnitWriterConfig,
-    handle: &tokio::runtime::Handle,
     conn: &mut Option<Connection>,
     units: &[&WriteUnit],
-) -> Vec<Result<UnitOutcome, StoreError>> {
-    let all = |e: StoreError| units.iter().map(|_| Err(clone_err(&e))).collect();
-    let token = match handle.block_on(tokio::time::timeout(
-        cfg.acquire_timeout,
-        cfg.token.acquire(),
-    )) {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => return all(crate::unavailable(e)),
-        Err(_) => return all(StoreError::Unavailable("timed out waiting to write".into())),
-    };
+) -> (Vec<Result<UnitOutcome, StoreError>>, bool) {
+    let all = |e: StoreError| (units.iter().map(|_| Err(clone_err(&e))).collect(), true);
     if conn.is_none() {
         match open(cfg) {
             Ok(c) => *conn = Some(c),
@@ -136,8 +175,8 @@ fn write_group(
     let Some(c) = conn.as_mut() else {
         return all(StoreError::Unavailable("no writer connection".into()));
     };
-    let out = match in_transaction(cfg, c, units) {
-        Ok(results) => results,
+    match in_transaction(cfg, c, units) {
+        Ok(results) => (results, false),
         Err(e) => {
             // The handle may keep failing after an I/O error (disk full, file turned
             // read-only): open a fresh one for the next group.
@@ -152,9 +191,7 @@ fn write_group(
             }
             all(e)
         }
-    };
-    drop(token);
-    out
+    }
 }
 
 fn appends_in(u: &WriteUnit) -> usize {
