@@ -867,7 +867,7 @@ def markdown(doc) -> str:
         f"Load average {m['load_before'][0]:.2f} before, {m['load_after'][0]:.2f} after. "
         f"wrk {doc['duration_s']:g} s per point (keep-alive, 2 threads; 1 at 1 connection); pgbench -M prepared -T "
         f"{max(1, round(doc['duration_s']))}. "
-        f"SQLite: WAL, synchronous=NORMAL, one writer connection (service and baseline A). "
+        f"SQLite: WAL, synchronous=NORMAL, one writer at a time (baseline A: one sqlx connection; the service: seals and opens on its group-commit writer thread, other writes on one sqlx connection). "
         + (f"PostgreSQL {(pg.get('server_version') or '?')}: "
            f"{'a private cluster (initdb defaults, max_connections=300)' if pg.get('private_cluster') else 'the server at ' + str(pg.get('url'))}, "
            f"fsync={pg.get('fsync')}, synchronous_commit={pg.get('synchronous_commit')}. " if pg else "")
