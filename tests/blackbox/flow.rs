@@ -69,6 +69,7 @@ both_engines!(
     handoff_issues_a_pseudonym_in_the_receiving_jurisdiction,
     rotate_revokes_the_old_pseudonym,
     concurrent_reports_of_one_person_make_one_record,
+    concurrent_opens_disclose_once,
 );
 
 async fn seal_request_approve_open(engine: Engine) {
@@ -806,4 +807,54 @@ async fn concurrent_reports_of_one_person_make_one_record(engine: Engine) {
     app.approve(&c.cust1.token, &d).await.expect(200, "approve");
     let opened = app.open(&c.cs.token, &d).await.expect(200, "open");
     assert_eq!(opened["fields"]["phone"], zs.phone.as_str());
+}
+
+/// An approved disclosure opened by eight concurrent requests: the check that it is still
+/// approved runs in the same write that marks it opened, so exactly one answer carries the
+/// identity and the others are refused with the state named; one `disclosure_opened` event.
+async fn concurrent_opens_disclose_once(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let c = Cast::create(&app).await;
+    let zs = Person::zhang_san();
+    let sealed = app
+        .seal_ok(&c.cs.token, "140100", "SX-2026-000951", Some(&zs))
+        .await;
+    let p = sealed["pseudonym"].as_str().expect("pseudonym").to_owned();
+    // Several rounds, many requests each: the window between one open's read and its write
+    // is short, and every round is another chance for two opens to fall into it.
+    for round in 0..6 {
+        let d = app
+            .request_disclosure_ok(&c.cs.token, &p, "verification_contact", &["phone"])
+            .await;
+        app.approve(&c.cust1.token, &d).await.expect(200, "approve");
+        let answers =
+            futures_util::future::join_all((0..24).map(|_| app.open(&c.cs.token, &d))).await;
+        let mut opened = 0;
+        for r in &answers {
+            match r.status {
+                200 => {
+                    opened += 1;
+                    assert_eq!(r.json()["fields"]["phone"], zs.phone.as_str());
+                }
+                409 => {
+                    assert_eq!(r.code(), "invalid_state", "{}", r.text());
+                    assert_absent(&r.body, &zs.values(), "a refused concurrent open");
+                }
+                other => panic!("concurrent open answered {other}: {}", r.text()),
+            }
+        }
+        assert_eq!(
+            opened, 1,
+            "round {round}: exactly one concurrent open discloses"
+        );
+        let events = app.events(&c.auditor.token).await;
+        let opens = events
+            .iter()
+            .filter(|e| {
+                e["event"]["action"] == "disclosure_opened"
+                    && e["event"]["disclosure_id"] == d.as_str()
+            })
+            .count();
+        assert_eq!(opens, 1, "round {round}: one disclosure_opened event");
+    }
 }
