@@ -578,20 +578,41 @@ impl Vault {
         // transaction that no record holds the blind index. When one does (a repeated
         // reporter, or a first report of the same person committed meanwhile) the request
         // takes the re-seal path below.
+        // A new record, and the new pseudonym, as both paths below store them.
+        let new_record = |id: String,
+                          sealed: Option<(Vec<u8>, u32)>,
+                          blind_index: Option<[u8; 32]>| ReporterRecord {
+            id,
+            jurisdiction: req.jurisdiction,
+            blind_index,
+            kek_version: sealed.as_ref().map(|(_, v)| *v),
+            envelope: sealed.map(|(e, _)| e),
+            anonymous,
+            claim_code_hash: claim_hash.clone(),
+            created_at: now,
+            updated_at: now,
+            erased_at: None,
+        };
+        let pseudonym_record = |reporter_id: String| PseudonymRecord {
+            pseudonym: pseudonym.clone(),
+            reporter_id,
+            jurisdiction: req.jurisdiction,
+            case_ref: req.case_ref.clone(),
+            received_at: req.received_at,
+            channel: req.channel,
+            employee_of_reported_unit: req.employee_of_reported_unit,
+            anonymous,
+            status: PseudonymStatus::Active,
+            created_at: now,
+            created_by: actor.principal.id.clone(),
+            origin: PseudonymOrigin::Seal,
+            parent: None,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let id = self.new_id("rec")?;
-            let jurisdiction = req.jurisdiction.to_string();
-            let sealed = match &fields {
-                Some(f) => Some(
-                    self.deps
-                        .keys
-                        .seal(&id, &jurisdiction, &f.to_plaintext())
-                        .map_err(key_err)?,
-                ),
-                None => None,
-            };
+            let sealed = self.seal_fields(&id, req.jurisdiction, fields.as_ref())?;
             let mut unit = WriteUnit::default();
             if let Some(bi) = blind_index {
                 unit.ops.push(UnitOp::RequireUnknown(bi));
@@ -602,33 +623,12 @@ impl Vault {
                 // seal again, so no record is ever stored under a destroyed key.
                 unit.ops.push(UnitOp::RequireKekUsable(*v));
             }
-            unit.ops.push(UnitOp::InsertReporter(ReporterRecord {
-                id: id.clone(),
-                jurisdiction: req.jurisdiction,
+            unit.ops.push(UnitOp::InsertReporter(new_record(
+                id.clone(),
+                sealed,
                 blind_index,
-                kek_version: sealed.as_ref().map(|(_, v)| *v),
-                envelope: sealed.map(|(e, _)| e),
-                anonymous,
-                claim_code_hash: claim_hash.clone(),
-                created_at: now,
-                updated_at: now,
-                erased_at: None,
-            }));
-            let record = PseudonymRecord {
-                pseudonym: pseudonym.clone(),
-                reporter_id: id.clone(),
-                jurisdiction: req.jurisdiction,
-                case_ref: req.case_ref.clone(),
-                received_at: req.received_at,
-                channel: req.channel,
-                employee_of_reported_unit: req.employee_of_reported_unit,
-                anonymous,
-                status: PseudonymStatus::Active,
-                created_at: now,
-                created_by: actor.principal.id.clone(),
-                origin: PseudonymOrigin::Seal,
-                parent: None,
-            };
+            )));
+            let record = pseudonym_record(id);
             unit.ops.push(UnitOp::InsertPseudonym(record.clone()));
             unit.ops
                 .push(UnitOp::AppendEvent(seal_event(actor, &record, now)));
@@ -705,35 +705,19 @@ impl Vault {
                     // A new person, an anonymous report, or a person whose record was erased
                     // (erasure is final: a new report starts a new record).
                     let id = self.new_id("rec")?;
-                    let jurisdiction = req.jurisdiction.to_string();
-                    let sealed = match &fields {
-                        Some(f) => Some(
-                            self.deps
-                                .keys
-                                .seal(&id, &jurisdiction, &f.to_plaintext())
-                                .map_err(key_err)?,
-                        ),
-                        None => None,
-                    };
+                    let sealed = self.seal_fields(&id, req.jurisdiction, fields.as_ref())?;
                     sealed_under = sealed.as_ref().map(|(_, v)| *v);
-                    let record = ReporterRecord {
-                        id: id.clone(),
-                        jurisdiction: req.jurisdiction,
-                        // An erased record keeps its index slot; the new record goes
-                        // unindexed rather than relinking the person to what was erased.
-                        blind_index: if existing.is_some() {
+                    // An erased record keeps its index slot; the new record goes unindexed
+                    // rather than relinking the person to what was erased.
+                    let record = new_record(
+                        id.clone(),
+                        sealed,
+                        if existing.is_some() {
                             None
                         } else {
                             blind_index
                         },
-                        kek_version: sealed.as_ref().map(|(_, v)| *v),
-                        envelope: sealed.map(|(e, _)| e),
-                        anonymous,
-                        claim_code_hash: claim_hash.clone(),
-                        created_at: now,
-                        updated_at: now,
-                        erased_at: None,
-                    };
+                    );
                     tx.insert_reporter(&record).await?;
                     (id, Vec::new())
                 }
@@ -766,21 +750,7 @@ impl Vault {
                 prior_case_refs.push(r);
             }
         }
-        let record = PseudonymRecord {
-            pseudonym,
-            reporter_id: reporter_id.clone(),
-            jurisdiction: req.jurisdiction,
-            case_ref: req.case_ref,
-            received_at: req.received_at,
-            channel: req.channel,
-            employee_of_reported_unit: req.employee_of_reported_unit,
-            anonymous,
-            status: PseudonymStatus::Active,
-            created_at: now,
-            created_by: actor.principal.id.clone(),
-            origin: PseudonymOrigin::Seal,
-            parent: None,
-        };
+        let record = pseudonym_record(reporter_id);
         tx.insert_pseudonym(&record).await?;
         tx.append_event(&seal_event(actor, &record, now))
             .await
@@ -792,6 +762,24 @@ impl Vault {
             prior_case_refs,
             claim_code,
         })
+    }
+
+    /// Seals identity fields into a new record's envelope under the active key; `None` for
+    /// an anonymous report.
+    fn seal_fields(
+        &self,
+        record_id: &str,
+        jurisdiction: Jurisdiction,
+        fields: Option<&IdentityFields>,
+    ) -> Result<Option<(Vec<u8>, u32)>, DomainError> {
+        fields
+            .map(|f| {
+                self.deps
+                    .keys
+                    .seal(record_id, &jurisdiction.to_string(), &f.to_plaintext())
+                    .map_err(key_err)
+            })
+            .transpose()
     }
 
     /// Loads a pseudonym the caller may see, or 404 (recording an out-of-scope reach).
