@@ -13,7 +13,7 @@ use crate::model::{
 
 /// Why the store failed. Stays coarse on purpose: the domain only needs to know whether to
 /// answer 503 or report a conflict.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be reached, timed out, or refused the write.
     #[error("store unavailable: {0}")]

@@ -78,8 +78,9 @@ pub struct StoreOptions {
     pub sqlite_sync: SqliteSync,
     /// SQLite: copy the write-ahead log into the database file from a background task this
     /// often, so that commits seldom do it themselves. A commit that finds 1000 pages not yet
-    /// copied still checkpoints (SQLite's default), which bounds the log if the task falls
-    /// behind: an unbounded log can fill the disk with itself, and then freeing space
+    /// copied still checkpoints (SQLite's default; 10,000 on the group-commit writer
+    /// thread, which must not stall every waiting unit), which bounds the log if the task
+    /// falls behind: an unbounded log can fill the disk with itself, and then freeing space
     /// elsewhere is not enough to recover. `None`: only SQLite's automatic checkpoints.
     pub wal_checkpoint_every: Option<Duration>,
     /// SQLite: run write units (seals, disclosure openings) on a dedicated writer thread
