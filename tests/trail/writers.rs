@@ -248,3 +248,134 @@ async fn three_processes_one_log() {
         failures.len()
     );
 }
+
+/// Two processes receive reports of one new person at the same moment: each commits its
+/// concurrent seals in groups, so both groups try to insert that person's record. The
+/// loser's group is refused by the unique blind index and must then apply its units one by
+/// one (the person is now on record: re-sealed), not fail: every report answers 201 and
+/// the person has one record holding every pseudonym.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_report_one_new_person() {
+    let _w = crate::harness::watchdog("two_processes_report_one_new_person");
+    let storage = Storage::new(Engine::Postgres).await;
+    let first = spawn_server(&storage, storage.data_dir(), true).await;
+    let dir = tempfile::Builder::new()
+        .prefix("rv-trail-replica-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::copy(
+        storage.data_dir().join("keyring.age"),
+        dir.path().join("keyring.age"),
+    )
+    .expect("copying the keyring");
+    let servers = vec![first, spawn_server(&storage, dir.path(), false).await];
+    let tokens: Value = serde_json::from_slice(
+        &std::fs::read(storage.data_dir().join("demo-tokens.json")).expect("demo tokens"),
+    )
+    .expect("json");
+    let cs = Arc::new(
+        tokens["case_system"]["token"]
+            .as_str()
+            .expect("token")
+            .to_owned(),
+    );
+    let c = client();
+    const ROUNDS: usize = 4;
+    const PER_SERVER: usize = 8;
+    let mut statuses = Vec::new();
+    for round in 0..ROUNDS {
+        // A new person each round, reported PER_SERVER times through each process, among
+        // as many reports of other new people, all at once.
+        let person = crate::harness::resident_id(&format!("11010519900301{round:03}"));
+        let mut tasks = Vec::new();
+        for (s, server) in servers.iter().enumerate() {
+            for i in 0..PER_SERVER * 2 {
+                let (c, base, cs) = (c.clone(), server.base.clone(), cs.clone());
+                let same = i % 2 == 0;
+                let n = (round * 2 + s) * PER_SERVER * 2 + i;
+                let id_number = if same {
+                    person.clone()
+                } else {
+                    crate::harness::resident_id(&format!(
+                        "1101051980{:02}{:02}002",
+                        n / 28 + 1,
+                        n % 28 + 1
+                    ))
+                };
+                let case_ref = if same {
+                    format!("SAME-{round}-{n:04}")
+                } else {
+                    format!("OTHER-{round}-{n:04}")
+                };
+                tasks.push(tokio::spawn(async move {
+                    let r = send(
+                        &c,
+                        &base,
+                        Method::POST,
+                        "/v1/reporters",
+                        Some(&cs),
+                        Some(json!({
+                            "jurisdiction": JURISDICTION,
+                            "case_ref": case_ref,
+                            "received_at": RECEIVED_AT, "channel": "web",
+                            "employee_of_reported_unit": false,
+                            "identity": {"name": "同一人", "id_number": id_number},
+                        })),
+                    )
+                    .await;
+                    (r.status, r.code())
+                }));
+            }
+        }
+        for t in tasks {
+            statuses.push(t.await.expect("task"));
+        }
+    }
+    let mut conn = storage.superuser().await;
+    let mut records = Vec::new();
+    for round in 0..ROUNDS {
+        records.push(
+            scalar_i64(
+                &mut conn,
+                &format!(
+                    "SELECT COUNT(DISTINCT reporter_id) FROM pseudonyms WHERE case_ref LIKE 'SAME-{round}-%'"
+                ),
+            )
+            .await,
+        );
+    }
+    let same = scalar_i64(
+        &mut conn,
+        "SELECT COUNT(*) FROM pseudonyms WHERE case_ref LIKE 'SAME-%'",
+    )
+    .await;
+    let others = scalar_i64(
+        &mut conn,
+        "SELECT COUNT(DISTINCT reporter_id) FROM pseudonyms WHERE case_ref LIKE 'OTHER-%'",
+    )
+    .await;
+    drop(conn);
+    for s in servers {
+        s.stop().await;
+    }
+    let failed: Vec<_> = statuses.iter().filter(|(s, _)| *s != 201).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} concurrent reports failed: {failed:?}",
+        failed.len(),
+        statuses.len()
+    );
+    assert_eq!(records, vec![1; ROUNDS], "one record per person");
+    assert_eq!(
+        same as usize,
+        ROUNDS * 2 * PER_SERVER,
+        "one pseudonym per report"
+    );
+    assert_eq!(
+        others as usize,
+        ROUNDS * 2 * PER_SERVER,
+        "one record per other person"
+    );
+    let out = storage.cli(&["audit", "verify"]).await;
+    assert!(out.ok(), "audit verify: {}", out.all());
+}

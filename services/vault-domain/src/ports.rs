@@ -66,6 +66,120 @@ pub async fn commit_unit_in_tx(
     Ok(UnitOutcome::Committed { events: appended })
 }
 
+/// Several units through one transaction, in two phases: every unit's checks in order,
+/// then the writes of every unit its checks let through.
+///
+/// This is group commit for a store whose units each cost round trips (PostgreSQL): one
+/// `BEGIN … COMMIT`, one trail lock and one WAL flush for the whole group, and the writes
+/// go in by kind, each kind in as few statements as the store can ([`Repo::insert_reporters`],
+/// [`Repo::insert_pseudonyms`], [`Repo::append_events`]). The checks come
+/// first so the group takes its locks in the order a single unit does (records and
+/// disclosures, then the access trail) and never deadlocks with another transaction
+/// over them. A check of a later unit does not see an earlier unit's writes, so the
+/// group answers for them itself: a blind index that an earlier unit of the group inserts
+/// is already `Known`, and a KEK version checked once is not read again (the check holds
+/// its row share-locked until the commit).
+///
+/// Every unit must be [`WriteUnit::checks_first`]. `Err` fails the group as a whole: the
+/// transaction is rolled back and nothing of any unit is written; on a
+/// [`StoreError::Conflict`] (a write refused by a constraint, e.g. another process inserted
+/// the same person meanwhile) the caller should apply the units one by one instead.
+pub async fn commit_units_in_tx(
+    mut tx: Box<dyn Tx>,
+    units: &[&WriteUnit],
+) -> Result<Vec<UnitOutcome>, StoreError> {
+    // Checks. Whether people are known is asked once for the whole group.
+    let asked: Vec<[u8; 32]> = units
+        .iter()
+        .flat_map(|u| u.ops.iter())
+        .filter_map(|op| match op {
+            UnitOp::RequireUnknown(bi) => Some(*bi),
+            _ => None,
+        })
+        .collect();
+    let mut known = if asked.is_empty() {
+        std::collections::HashSet::new()
+    } else {
+        tx.known_blind_indexes(&asked).await?
+    };
+    let mut usable_keks = std::collections::HashSet::new();
+    let mut unused = Vec::new();
+    let mut refused: Vec<Option<UnitRefusal>> = Vec::with_capacity(units.len());
+    for unit in units {
+        let mut refusal = None;
+        for op in unit.ops.iter().filter(|op| op.is_check()) {
+            refusal = match op {
+                UnitOp::RequireUnknown(bi) => known.contains(bi).then_some(UnitRefusal::Known),
+                UnitOp::RequireKekUsable(v) if usable_keks.contains(v) => None,
+                _ => apply_unit_op(tx.as_mut(), op, &mut unused).await?,
+            };
+            if refusal.is_some() {
+                break;
+            }
+            if let UnitOp::RequireKekUsable(v) = op {
+                usable_keks.insert(*v);
+            }
+        }
+        if refusal.is_none() {
+            // A later unit of the group reporting the same person finds them on record.
+            for op in &unit.ops {
+                if let UnitOp::InsertReporter(r) = op
+                    && let Some(bi) = r.blind_index
+                {
+                    known.insert(bi);
+                }
+            }
+        }
+        refused.push(refusal);
+    }
+    // Writes, by kind: records before the pseudonyms that refer to them, and the events in
+    // unit order, so the trail reads as if the units had committed one after another.
+    let (mut reporters, mut pseudonyms, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    for (unit, refusal) in units.iter().zip(&refused) {
+        if refusal.is_some() {
+            continue;
+        }
+        for op in &unit.ops {
+            match op {
+                UnitOp::InsertReporter(r) => reporters.push(r),
+                UnitOp::InsertPseudonym(p) => pseudonyms.push(p),
+                UnitOp::AppendEvent(e) => events.push(e),
+                _ => {}
+            }
+        }
+    }
+    if !reporters.is_empty() {
+        tx.insert_reporters(&reporters).await?;
+    }
+    if !pseudonyms.is_empty() {
+        tx.insert_pseudonyms(&pseudonyms).await?;
+    }
+    let mut indexes = if events.is_empty() {
+        Vec::new()
+    } else {
+        tx.append_events(&events).await?
+    }
+    .into_iter();
+    let mut outcomes = Vec::with_capacity(units.len());
+    for (unit, refusal) in units.iter().zip(refused) {
+        outcomes.push(match refusal {
+            Some(r) => UnitOutcome::Refused(r),
+            None => {
+                let appends = unit
+                    .ops
+                    .iter()
+                    .filter(|op| matches!(op, UnitOp::AppendEvent(_)))
+                    .count();
+                UnitOutcome::Committed {
+                    events: indexes.by_ref().take(appends).collect(),
+                }
+            }
+        });
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
 /// A list of checks and writes that commit together. Checks come first in practice, but
 /// the operations run in the order given, so a check sees the unit's earlier writes. Not
 /// `Debug`: it carries envelopes and claim-code hashes.
@@ -73,6 +187,39 @@ pub async fn commit_unit_in_tx(
 pub struct WriteUnit {
     /// The operations, in order.
     pub ops: Vec<UnitOp>,
+}
+
+impl WriteUnit {
+    /// Whether every check comes before every write, and the one check that also writes
+    /// ([`UnitOp::OpenDisclosure`]) is the last check: then a refused unit has written
+    /// nothing, and [`commit_units_in_tx`] can run it with others.
+    pub fn checks_first(&self) -> bool {
+        let mut written = false;
+        for op in &self.ops {
+            if op.is_check() {
+                if written {
+                    return false;
+                }
+                written = matches!(op, UnitOp::OpenDisclosure { .. });
+            } else {
+                written = true;
+            }
+        }
+        true
+    }
+}
+
+impl UnitOp {
+    /// Whether the operation can refuse its unit.
+    fn is_check(&self) -> bool {
+        matches!(
+            self,
+            UnitOp::RequireUnknown(_)
+                | UnitOp::RequireKekUsable(_)
+                | UnitOp::RequireNotErased(_)
+                | UnitOp::OpenDisclosure { .. }
+        )
+    }
 }
 
 /// One step of a [`WriteUnit`].
@@ -203,6 +350,26 @@ pub trait Repo: Send {
     async fn lock_reporter(&mut self, id: &str) -> Result<(), StoreError>;
     /// Stores a new record.
     async fn insert_reporter(&mut self, r: &ReporterRecord) -> Result<(), StoreError>;
+    /// Stores new records, in one statement where the adapter can.
+    async fn insert_reporters(&mut self, rs: &[&ReporterRecord]) -> Result<(), StoreError> {
+        for r in rs {
+            self.insert_reporter(r).await?;
+        }
+        Ok(())
+    }
+    /// Which of these blind indexes a record already holds (no rows are locked).
+    async fn known_blind_indexes(
+        &mut self,
+        indexes: &[[u8; 32]],
+    ) -> Result<std::collections::HashSet<[u8; 32]>, StoreError> {
+        let mut known = std::collections::HashSet::new();
+        for bi in indexes {
+            if self.reporter_by_blind_index(bi).await?.is_some() {
+                known.insert(*bi);
+            }
+        }
+        Ok(known)
+    }
     /// Replaces a record's envelope (re-seal with merged identity).
     async fn update_reporter_envelope(
         &mut self,
@@ -221,6 +388,13 @@ pub trait Repo: Send {
     ) -> Result<Vec<PseudonymRecord>, StoreError>;
     /// Stores a new pseudonym.
     async fn insert_pseudonym(&mut self, p: &PseudonymRecord) -> Result<(), StoreError>;
+    /// Stores new pseudonyms, in one statement where the adapter can.
+    async fn insert_pseudonyms(&mut self, ps: &[&PseudonymRecord]) -> Result<(), StoreError> {
+        for p in ps {
+            self.insert_pseudonym(p).await?;
+        }
+        Ok(())
+    }
     /// Changes a pseudonym's status.
     async fn set_pseudonym_status(
         &mut self,
@@ -277,6 +451,14 @@ pub trait Repo: Send {
     /// Appends one event to the access trail and returns its index. Appends are serialised;
     /// indexes are dense from 0.
     async fn append_event(&mut self, e: &NewEvent) -> Result<u64, StoreError>;
+    /// Appends events in order, in as few statements as the adapter can; their indexes.
+    async fn append_events(&mut self, es: &[&NewEvent]) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::with_capacity(es.len());
+        for e in es {
+            out.push(self.append_event(e).await?);
+        }
+        Ok(out)
+    }
     /// Events `[start, start+limit)`, as (event, exact leaf bytes).
     async fn events(&mut self, start: u64, limit: u32)
     -> Result<Vec<(Event, Vec<u8>)>, StoreError>;
@@ -592,3 +774,50 @@ pub trait Notifier: Send + Sync {
 
 /// Randomness is a port too, so identifiers and claim codes are reproducible in tests.
 pub use vault_crypto::random::RandomSource;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(ops: Vec<UnitOp>) -> WriteUnit {
+        WriteUnit { ops }
+    }
+
+    fn open() -> UnitOp {
+        UnitOp::OpenDisclosure {
+            id: "dis_x".into(),
+            at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn append() -> UnitOp {
+        UnitOp::AppendEvent(NewEvent::default())
+    }
+
+    #[test]
+    fn checks_first_is_checks_then_writes() {
+        // The shapes the vault builds: a seal and an opening.
+        assert!(
+            unit(vec![
+                UnitOp::RequireUnknown([1; 32]),
+                UnitOp::RequireKekUsable(1),
+                append()
+            ])
+            .checks_first()
+        );
+        assert!(
+            unit(vec![
+                UnitOp::RequireNotErased("rec_x".into()),
+                open(),
+                append()
+            ])
+            .checks_first()
+        );
+        assert!(unit(vec![]).checks_first());
+        // A check after a write, or after the check that writes, could refuse a unit that
+        // has written something: not for a group.
+        assert!(!unit(vec![append(), UnitOp::RequireKekUsable(1)]).checks_first());
+        assert!(!unit(vec![open(), UnitOp::RequireNotErased("rec_x".into())]).checks_first());
+        assert!(!unit(vec![open(), open()]).checks_first());
+    }
+}

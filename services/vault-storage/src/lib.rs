@@ -12,6 +12,7 @@ pub mod leader;
 mod migrate;
 pub mod obs;
 mod repo;
+mod tx_group;
 mod unit_writer;
 
 use std::sync::Arc;
@@ -83,9 +84,9 @@ pub struct StoreOptions {
     /// falls behind: an unbounded log can fill the disk with itself, and then freeing space
     /// elsewhere is not enough to recover. `None`: only SQLite's automatic checkpoints.
     pub wal_checkpoint_every: Option<Duration>,
-    /// SQLite: run write units (seals, disclosure openings) on a dedicated writer thread
-    /// that commits concurrent units together. Off: each unit is a transaction through
-    /// sqlx, statement by statement (PostgreSQL always works that way).
+    /// Commit concurrent write units (seals, disclosure openings) together: on SQLite on a
+    /// dedicated writer thread, on PostgreSQL as one transaction per group. Off: each unit
+    /// is its own transaction through sqlx, statement by statement.
     pub group_commit: bool,
 }
 
@@ -119,8 +120,17 @@ pub struct SqlStore {
     /// access trail's indexes are assigned one transaction at a time.
     writer: AnyPool,
     reader: AnyPool,
-    /// SQLite: the thread that runs whole write units and commits them in groups.
-    units: Option<unit_writer::UnitWriter>,
+    /// Where write units go when they are committed in groups.
+    units: Option<GroupCommit>,
+}
+
+/// Group commit of write units, per engine.
+#[derive(Clone)]
+enum GroupCommit {
+    /// SQLite: a dedicated thread with its own connection.
+    Thread(unit_writer::UnitWriter),
+    /// PostgreSQL: a task that runs each group as one transaction.
+    Task(tx_group::TxGroupWriter),
 }
 
 /// A connection goes back to the pool only outside a transaction. A COMMIT that failed (disk
@@ -289,7 +299,7 @@ impl SqlStore {
                     })?
                     .get_filename()
                     .to_path_buf();
-                Some(unit_writer::UnitWriter::start(
+                Some(GroupCommit::Thread(unit_writer::UnitWriter::start(
                     unit_writer::UnitWriterConfig {
                         path,
                         synchronous: match opts.sqlite_sync {
@@ -300,11 +310,11 @@ impl SqlStore {
                         acquire_timeout: opts.acquire_timeout,
                         frontier: frontier.clone(),
                     },
-                )?)
+                )?))
             }
             _ => None,
         };
-        Ok(SqlStore {
+        let mut store = SqlStore {
             engine,
             writer_broken,
             frontier,
@@ -312,7 +322,14 @@ impl SqlStore {
             writer,
             reader,
             units,
-        })
+        };
+        if engine == Engine::Postgres && opts.group_commit {
+            // The task's own store has no group writer: it runs each group itself.
+            store.units = Some(GroupCommit::Task(tx_group::TxGroupWriter::start(
+                store.clone(),
+            )));
+        }
+        Ok(store)
     }
 
     /// Applies pending migrations for this engine, then makes sure every event has its
@@ -447,14 +464,15 @@ impl Store for SqlStore {
         )
     )]
     async fn commit_unit(&self, unit: WriteUnit) -> Result<UnitOutcome, StoreError> {
-        match &self.units {
-            Some(w) => {
-                let (result, group) = w.commit(unit).await?;
-                tracing::Span::current().record("group.size", group);
-                result
+        let (result, group) = match &self.units {
+            Some(GroupCommit::Thread(w)) => w.commit(unit).await?,
+            Some(GroupCommit::Task(w)) => w.commit(unit).await?,
+            None => {
+                return vault_domain::ports::commit_unit_in_tx(self.begin().await?, &unit).await;
             }
-            None => vault_domain::ports::commit_unit_in_tx(self.begin().await?, &unit).await,
-        }
+        };
+        tracing::Span::current().record("group.size", group);
+        result
     }
 
     async fn read(&self) -> Result<Box<dyn Repo>, StoreError> {
