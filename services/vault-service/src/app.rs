@@ -178,7 +178,7 @@ impl OpenedVault {
     /// fresh wake-ups, and "not the leader" until the lease says otherwise. The one place it
     /// is assembled (the server and `in_process_router` both come here).
     pub fn into_state(self, clock: Arc<dyn Clock>, rng: Arc<dyn RandomSource>) -> AppState {
-        AppState {
+        AppState::new(http::AppStateInner {
             vault: self.vault,
             store: self.store,
             keys: self.keys,
@@ -187,7 +187,7 @@ impl OpenedVault {
             wake_notifier: Arc::new(tokio::sync::Notify::new()),
             wake_jobs: Arc::new(tokio::sync::Notify::new()),
             leader: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        }
+        })
     }
 }
 

