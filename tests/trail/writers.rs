@@ -106,17 +106,17 @@ async fn spawn_server(storage: &Storage, data_dir: &std::path::Path, demo: bool)
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_processes_one_log() {
-    let _w = crate::harness::watchdog("three_processes_one_log");
-    let storage = Storage::new(Engine::Postgres).await;
-    // Process 1 creates the store and the demo principals with the keyring in its data
-    // directory; processes 2 and 3 get a copy of the keyring file (all `VaultConfig::open`
-    // needs besides the database and the passphrase).
-    let first = spawn_server(&storage, storage.data_dir(), true).await;
-    let mut servers = vec![first];
+/// `n` processes on one database. The first creates the store and the demo principals with
+/// the keyring in its data directory; the others get a copy of the keyring file (all
+/// `VaultConfig::open` needs besides the database and the passphrase). Also the demo tokens,
+/// and the other processes' data directories (removed when dropped).
+async fn spawn_replicas(
+    storage: &Storage,
+    n: usize,
+) -> (Vec<Server>, Value, Vec<tempfile::TempDir>) {
+    let mut servers = vec![spawn_server(storage, storage.data_dir(), true).await];
     let mut extra_dirs = Vec::new();
-    for _ in 1..PROCESSES {
+    for _ in 1..n {
         let dir = tempfile::Builder::new()
             .prefix("rv-trail-replica-")
             .tempdir()
@@ -126,13 +126,21 @@ async fn three_processes_one_log() {
             dir.path().join("keyring.age"),
         )
         .expect("copying the keyring");
-        servers.push(spawn_server(&storage, dir.path(), false).await);
+        servers.push(spawn_server(storage, dir.path(), false).await);
         extra_dirs.push(dir);
     }
     let tokens: Value = serde_json::from_slice(
         &std::fs::read(storage.data_dir().join("demo-tokens.json")).expect("demo tokens"),
     )
     .expect("json");
+    (servers, tokens, extra_dirs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_processes_one_log() {
+    let _w = crate::harness::watchdog("three_processes_one_log");
+    let storage = Storage::new(Engine::Postgres).await;
+    let (servers, tokens, _extra_dirs) = spawn_replicas(&storage, PROCESSES).await;
     let cs = Arc::new(
         tokens["case_system"]["token"]
             .as_str()
@@ -258,21 +266,7 @@ async fn three_processes_one_log() {
 async fn two_processes_report_one_new_person() {
     let _w = crate::harness::watchdog("two_processes_report_one_new_person");
     let storage = Storage::new(Engine::Postgres).await;
-    let first = spawn_server(&storage, storage.data_dir(), true).await;
-    let dir = tempfile::Builder::new()
-        .prefix("rv-trail-replica-")
-        .tempdir()
-        .expect("tempdir");
-    std::fs::copy(
-        storage.data_dir().join("keyring.age"),
-        dir.path().join("keyring.age"),
-    )
-    .expect("copying the keyring");
-    let servers = vec![first, spawn_server(&storage, dir.path(), false).await];
-    let tokens: Value = serde_json::from_slice(
-        &std::fs::read(storage.data_dir().join("demo-tokens.json")).expect("demo tokens"),
-    )
-    .expect("json");
+    let (servers, tokens, _extra_dirs) = spawn_replicas(&storage, 2).await;
     let cs = Arc::new(
         tokens["case_system"]["token"]
             .as_str()

@@ -350,26 +350,13 @@ pub trait Repo: Send {
     async fn lock_reporter(&mut self, id: &str) -> Result<(), StoreError>;
     /// Stores a new record.
     async fn insert_reporter(&mut self, r: &ReporterRecord) -> Result<(), StoreError>;
-    /// Stores new records, in one statement where the adapter can.
-    async fn insert_reporters(&mut self, rs: &[&ReporterRecord]) -> Result<(), StoreError> {
-        for r in rs {
-            self.insert_reporter(r).await?;
-        }
-        Ok(())
-    }
+    /// Stores new records, in as few statements as the adapter can.
+    async fn insert_reporters(&mut self, rs: &[&ReporterRecord]) -> Result<(), StoreError>;
     /// Which of these blind indexes a record already holds (no rows are locked).
     async fn known_blind_indexes(
         &mut self,
         indexes: &[[u8; 32]],
-    ) -> Result<std::collections::HashSet<[u8; 32]>, StoreError> {
-        let mut known = std::collections::HashSet::new();
-        for bi in indexes {
-            if self.reporter_by_blind_index(bi).await?.is_some() {
-                known.insert(*bi);
-            }
-        }
-        Ok(known)
-    }
+    ) -> Result<std::collections::HashSet<[u8; 32]>, StoreError>;
     /// Replaces a record's envelope (re-seal with merged identity).
     async fn update_reporter_envelope(
         &mut self,
@@ -389,12 +376,7 @@ pub trait Repo: Send {
     /// Stores a new pseudonym.
     async fn insert_pseudonym(&mut self, p: &PseudonymRecord) -> Result<(), StoreError>;
     /// Stores new pseudonyms, in one statement where the adapter can.
-    async fn insert_pseudonyms(&mut self, ps: &[&PseudonymRecord]) -> Result<(), StoreError> {
-        for p in ps {
-            self.insert_pseudonym(p).await?;
-        }
-        Ok(())
-    }
+    async fn insert_pseudonyms(&mut self, ps: &[&PseudonymRecord]) -> Result<(), StoreError>;
     /// Changes a pseudonym's status.
     async fn set_pseudonym_status(
         &mut self,
@@ -452,13 +434,7 @@ pub trait Repo: Send {
     /// indexes are dense from 0.
     async fn append_event(&mut self, e: &NewEvent) -> Result<u64, StoreError>;
     /// Appends events in order, in as few statements as the adapter can; their indexes.
-    async fn append_events(&mut self, es: &[&NewEvent]) -> Result<Vec<u64>, StoreError> {
-        let mut out = Vec::with_capacity(es.len());
-        for e in es {
-            out.push(self.append_event(e).await?);
-        }
-        Ok(out)
-    }
+    async fn append_events(&mut self, es: &[&NewEvent]) -> Result<Vec<u64>, StoreError>;
     /// Events `[start, start+limit)`, as (event, exact leaf bytes).
     async fn events(&mut self, start: u64, limit: u32)
     -> Result<Vec<(Event, Vec<u8>)>, StoreError>;

@@ -812,20 +812,12 @@ impl Restore {
         let rows = std::mem::take(&mut self.batch);
         let ncols = table.columns.len();
         let cols: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
-        let mut sql = format!("INSERT INTO {} ({}) VALUES ", table.name, cols.join(", "));
-        for r in 0..rows.len() {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for c in 0..ncols {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("${}", r * ncols + c + 1));
-            }
-            sql.push(')');
-        }
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES {}",
+            table.name,
+            cols.join(", "),
+            crate::repo::placeholders(rows.len(), ncols)
+        );
         // Names come from `TABLES`; every value is bound, NULLs typed by their column.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in &rows {

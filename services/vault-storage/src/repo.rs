@@ -318,7 +318,7 @@ fn corrupt(what: &str) -> StoreError {
 
 /// `($1, …, $cols), ($cols+1, …), …` for a multi-row `VALUES`: only placeholders, never
 /// values, go into SQL text.
-fn placeholders(rows: usize, cols: usize) -> String {
+pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
     let mut out = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -592,24 +592,7 @@ impl Repo for SqlConn {
     }
 
     async fn insert_reporter(&mut self, r: &ReporterRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO reporters (id, jurisdiction, blind_index, envelope, kek_version, anonymous,
-                claim_code_hash, created_at, updated_at, erased_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)",
-        )
-        .bind(r.id.clone())
-        .bind(r.jurisdiction.to_string())
-        .bind(r.blind_index.map(|b| b.to_vec()))
-        .bind(r.envelope.clone())
-        .bind(r.kek_version.map(i64::from))
-        .bind(b(r.anonymous))
-        .bind(r.claim_code_hash.clone())
-        .bind(ts(r.created_at))
-        .bind(ts(r.updated_at))
-        .execute(self.c())
-        .await
-        .map_err(unavailable)?;
-        Ok(())
+        self.insert_reporters(&[r]).await
     }
 
     async fn insert_reporters(&mut self, rs: &[&ReporterRecord]) -> Result<(), StoreError> {
@@ -721,28 +704,7 @@ impl Repo for SqlConn {
     }
 
     async fn insert_pseudonym(&mut self, p: &PseudonymRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO pseudonyms (pseudonym, reporter_id, jurisdiction, case_ref, received_at, channel,
-                employee_of_reported_unit, anonymous, status, created_at, created_by, origin, parent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(p.pseudonym.clone())
-        .bind(p.reporter_id.clone())
-        .bind(p.jurisdiction.to_string())
-        .bind(p.case_ref.to_string())
-        .bind(ts(p.received_at))
-        .bind(p.channel.as_str())
-        .bind(b(p.employee_of_reported_unit))
-        .bind(b(p.anonymous))
-        .bind(p.status.as_str())
-        .bind(ts(p.created_at))
-        .bind(p.created_by.clone())
-        .bind(p.origin.as_str())
-        .bind(p.parent.clone())
-        .execute(self.c())
-        .await
-        .map_err(unavailable)?;
-        Ok(())
+        self.insert_pseudonyms(&[p]).await
     }
 
     async fn insert_pseudonyms(&mut self, ps: &[&PseudonymRecord]) -> Result<(), StoreError> {

@@ -17,20 +17,18 @@
 //! connections, the machine's CPU already saturated) and would let two groups of one
 //! process lock records in opposite orders: not worth it.
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use vault_domain::ports::{
     Store, StoreError, UnitOutcome, WriteUnit, commit_unit_in_tx, commit_units_in_tx,
 };
 
 use crate::SqlStore;
+use crate::unit_writer::{Reply, hand_off};
 
 /// Units in one group at most: bounds how long one COMMIT keeps the others waiting.
 const MAX_GROUP: usize = 64;
 /// Units waiting for the task at most; beyond that a caller waits to enqueue.
 const QUEUE: usize = 1024;
-
-/// The unit's result, and how many units its group held.
-type Reply = oneshot::Sender<(Result<UnitOutcome, StoreError>, usize)>;
 
 /// The handle requests use; the task ends when every handle is gone.
 #[derive(Clone)]
@@ -51,14 +49,7 @@ impl TxGroupWriter {
         &self,
         unit: WriteUnit,
     ) -> Result<(Result<UnitOutcome, StoreError>, usize), StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send((unit, reply))
-            .await
-            .map_err(|_| StoreError::Unavailable("the group writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the group writer has stopped".into()))
+        hand_off(&self.queue, unit).await
     }
 }
 

@@ -45,7 +45,18 @@ const QUEUE: usize = 1024;
 const WRITER_AUTOCHECKPOINT: u32 = 10_000;
 
 /// The unit's result, and how many units its group held.
-type Reply = oneshot::Sender<(Result<UnitOutcome, StoreError>, usize)>;
+pub(crate) type Reply = oneshot::Sender<(Result<UnitOutcome, StoreError>, usize)>;
+
+/// Queues `unit` for a group writer and waits for its group's result.
+pub(crate) async fn hand_off(
+    queue: &mpsc::Sender<(WriteUnit, Reply)>,
+    unit: WriteUnit,
+) -> Result<(Result<UnitOutcome, StoreError>, usize), StoreError> {
+    let stopped = || StoreError::Unavailable("the group writer has stopped".into());
+    let (reply, answer) = oneshot::channel();
+    queue.send((unit, reply)).await.map_err(|_| stopped())?;
+    answer.await.map_err(|_| stopped())
+}
 
 /// The handle requests use; the thread ends when every handle is gone.
 #[derive(Clone)]
@@ -84,14 +95,7 @@ impl UnitWriter {
         &self,
         unit: WriteUnit,
     ) -> Result<(Result<UnitOutcome, StoreError>, usize), StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send((unit, reply))
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))
+        hand_off(&self.queue, unit).await
     }
 }
 
