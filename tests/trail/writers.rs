@@ -106,6 +106,32 @@ async fn spawn_server(storage: &Storage, data_dir: &std::path::Path, demo: bool)
     );
 }
 
+/// Seals one report through `base`: its status and error code.
+async fn seal(
+    c: &reqwest::Client,
+    base: &str,
+    token: &str,
+    case_ref: &str,
+    identity: Value,
+) -> (u16, Option<String>) {
+    let r = send(
+        c,
+        base,
+        Method::POST,
+        "/v1/reporters",
+        Some(token),
+        Some(json!({
+            "jurisdiction": JURISDICTION,
+            "case_ref": case_ref,
+            "received_at": RECEIVED_AT, "channel": "web",
+            "employee_of_reported_unit": false,
+            "identity": identity,
+        })),
+    )
+    .await;
+    (r.status, r.code())
+}
+
 /// `n` processes on one database. The first creates the store and the demo principals with
 /// the keyring in its data directory; the others get a copy of the keyring file (all
 /// `VaultConfig::open` needs besides the database and the passphrase). Also the demo tokens,
@@ -161,22 +187,16 @@ async fn three_processes_one_log() {
                 let mut statuses = Vec::new();
                 for i in (t..SEALS_PER_PROCESS).step_by(TASKS_PER_PROCESS) {
                     let n = s * SEALS_PER_PROCESS + i;
-                    let r = send(
-                        &c,
-                        &base,
-                        Method::POST,
-                        "/v1/reporters",
-                        Some(&cs),
-                        Some(json!({
-                            "jurisdiction": JURISDICTION,
-                            "case_ref": format!("MW-2026-{n:06}"),
-                            "received_at": RECEIVED_AT, "channel": "web",
-                            "employee_of_reported_unit": false,
-                            "identity": {"name": format!("并发{n}"), "phone": format!("1370000{n:04}")},
-                        })),
-                    )
-                    .await;
-                    statuses.push((r.status, r.code()));
+                    statuses.push(
+                        seal(
+                            &c,
+                            &base,
+                            &cs,
+                            &format!("MW-2026-{n:06}"),
+                            json!({"name": format!("并发{n}"), "phone": format!("1370000{n:04}")}),
+                        )
+                        .await,
+                    );
                 }
                 statuses
             }));
@@ -302,22 +322,14 @@ async fn two_processes_report_one_new_person() {
                     format!("OTHER-{round}-{n:04}")
                 };
                 tasks.push(tokio::spawn(async move {
-                    let r = send(
+                    seal(
                         &c,
                         &base,
-                        Method::POST,
-                        "/v1/reporters",
-                        Some(&cs),
-                        Some(json!({
-                            "jurisdiction": JURISDICTION,
-                            "case_ref": case_ref,
-                            "received_at": RECEIVED_AT, "channel": "web",
-                            "employee_of_reported_unit": false,
-                            "identity": {"name": "同一人", "id_number": id_number},
-                        })),
+                        &cs,
+                        &case_ref,
+                        json!({"name": "同一人", "id_number": id_number}),
                     )
-                    .await;
-                    (r.status, r.code())
+                    .await
                 }));
             }
         }
