@@ -10,6 +10,7 @@ pub mod keys;
 pub mod keys_cli;
 pub mod leader;
 pub mod ledger;
+pub mod log_writer;
 pub mod notify;
 pub mod serve;
 pub mod telemetry;

@@ -2,7 +2,8 @@
 //!
 //! - **Logs**: structured, one line per event, to stderr. Fields are an allow-list chosen at
 //!   each call site; no identity data is ever a field. Log lines are events only: spans never
-//!   add fields to them, so the lines look the same with tracing on or off.
+//!   add fields to them, so the lines look the same with tracing on or off. Lines are written
+//!   by one writer thread ([`crate::log_writer`]), never dropped, and flushed when `main` ends.
 //! - **Traces**: when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`)
 //!   is set, spans go over OTLP/gRPC through a batch span processor: one per request
 //!   (method, route template, status, request id), one per use case (`vault.*`), and the
@@ -28,6 +29,8 @@ use tracing_subscriber::filter::{DynFilterFn, FilterExt, filter_fn};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+use crate::log_writer::{self, LogFlush};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,6 +62,7 @@ const APPEND_BUCKETS: &[f64] = &[
 #[must_use = "dropping the guard stops trace export"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    logs: LogFlush,
 }
 
 impl TelemetryGuard {
@@ -75,6 +79,7 @@ impl Drop for TelemetryGuard {
         {
             tracing::warn!(error = %e, "could not flush the last spans to the OTLP collector");
         }
+        self.logs.flush();
     }
 }
 
@@ -88,15 +93,16 @@ pub fn init(format: LogFormat) -> TelemetryGuard {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn,reqwest=warn"));
     // Log lines are events only: a span never adds fields to them.
     let log_filter = filter.and(filter_fn(|m: &Metadata<'_>| m.is_event()));
+    let (sink, logs) = log_writer::spawn(std::io::stderr(), log_writer::QUEUE_LINES);
     let log_layer: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
-            .with_writer(std::io::stderr)
+            .with_writer(sink)
             .with_filter(log_filter)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(sink)
             .with_filter(log_filter)
             .boxed(),
     };
@@ -132,7 +138,7 @@ pub fn init(format: LogFormat) -> TelemetryGuard {
     } else if provider.is_some() {
         tracing::info!("exporting traces over OTLP/gRPC");
     }
-    TelemetryGuard { provider }
+    TelemetryGuard { provider, logs }
 }
 
 fn env_set(var: &str) -> bool {
