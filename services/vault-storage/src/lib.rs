@@ -14,6 +14,7 @@ pub mod obs;
 mod repo;
 mod tx_group;
 mod unit_writer;
+mod wal;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,32 +156,13 @@ fn is_lock_wait(e: &sqlx::Error) -> bool {
     }
 }
 
-/// SQLite: copies committed pages from the write-ahead log into the database file every
-/// `every`, on a reader connection, so no commit waits for it. PASSIVE never blocks the
-/// writer or readers; the log restarts from its beginning once a checkpoint has copied all of
-/// it. Ends when the pool is closed.
-async fn checkpoint_wal(pool: AnyPool, every: Duration) {
-    let mut failing = false;
-    loop {
-        tokio::time::sleep(every).await;
-        if pool.is_closed() {
-            return;
-        }
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            Ok(_) => failing = false,
-            Err(sqlx::Error::PoolClosed) => return,
-            Err(e) => {
-                // Disk full, file made read-only: the writes fail and say so; log once.
-                if !failing {
-                    tracing::warn!(error = %e, "could not checkpoint the write-ahead log");
-                }
-                failing = true;
-            }
-        }
-    }
+/// The database file of a `sqlite:` URL.
+fn sqlite_file(url: &str) -> Result<std::path::PathBuf, StoreError> {
+    Ok(url
+        .parse::<sqlx::sqlite::SqliteConnectOptions>()
+        .map_err(|_| StoreError::Unavailable("the database URL could not be parsed".into()))?
+        .get_filename()
+        .to_path_buf())
 }
 
 pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
@@ -210,20 +192,24 @@ impl SqlStore {
         // Statement logging would put bound parameters (pseudonyms, ids) in the log.
         connect = connect.disable_statement_logging();
         let writer_broken = Arc::new(AtomicBool::new(false));
+        let wal_copy = Arc::new(wal::WalCopy::default());
         let (writer, reader) = match engine {
             Engine::Sqlite => {
                 let sync = match opts.sqlite_sync {
                     SqliteSync::Normal => "NORMAL",
                     SqliteSync::Full => "FULL",
                 };
-                let pragmas: &'static str = match sync {
-                    "FULL" => {
-                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=2000;"
-                    }
-                    _ => {
-                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=2000;"
-                    }
+                // With group commit the group writer starts the log over (`wal`); SQLite's
+                // automatic checkpoint on these connections is then only a far backstop.
+                let autocheckpoint = if opts.group_commit {
+                    format!(" PRAGMA wal_autocheckpoint={};", wal::SQLX_AUTOCHECKPOINT)
+                } else {
+                    String::new()
                 };
+                let pragmas = Arc::new(format!(
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; \
+                     PRAGMA busy_timeout=2000;{autocheckpoint}"
+                ));
                 let make = |max: u32, broken: Option<Arc<AtomicBool>>| {
                     AnyPoolOptions::new()
                         .max_connections(max)
@@ -245,11 +231,16 @@ impl SqlStore {
                                 .is_some_and(|b| b.swap(false, Ordering::SeqCst));
                             Box::pin(async move { Ok(!replace && release_ok(conn)) })
                         })
-                        .after_connect(move |conn, _| {
-                            Box::pin(async move {
-                                conn.execute(sqlx::raw_sql(pragmas)).await?;
-                                Ok(())
-                            })
+                        .after_connect({
+                            let pragmas = pragmas.clone();
+                            move |conn, _| {
+                                // Built from constants above: no input reaches it.
+                                let sql = sqlx::AssertSqlSafe(pragmas.to_string());
+                                Box::pin(async move {
+                                    conn.execute(sqlx::raw_sql(sql)).await?;
+                                    Ok(())
+                                })
+                            }
                         })
                 };
                 let writer = make(1, Some(writer_broken.clone()))
@@ -261,7 +252,12 @@ impl SqlStore {
                     .await
                     .map_err(unavailable)?;
                 if let Some(every) = opts.wal_checkpoint_every {
-                    tokio::spawn(checkpoint_wal(reader.clone(), every));
+                    tokio::spawn(wal::checkpoint_task(
+                        reader.clone(),
+                        sqlite_file(url)?,
+                        every,
+                        wal_copy.clone(),
+                    ));
                 }
                 (writer, reader)
             }
@@ -291,27 +287,19 @@ impl SqlStore {
         };
         let frontier = repo::FrontierCache::default();
         let units = match engine {
-            Engine::Sqlite if opts.group_commit => {
-                let path = url
-                    .parse::<sqlx::sqlite::SqliteConnectOptions>()
-                    .map_err(|_| {
-                        StoreError::Unavailable("the database URL could not be parsed".into())
-                    })?
-                    .get_filename()
-                    .to_path_buf();
-                Some(GroupCommit::Thread(unit_writer::UnitWriter::start(
-                    unit_writer::UnitWriterConfig {
-                        path,
-                        synchronous: match opts.sqlite_sync {
-                            SqliteSync::Normal => "NORMAL",
-                            SqliteSync::Full => "FULL",
-                        },
-                        token: writer.clone(),
-                        acquire_timeout: opts.acquire_timeout,
-                        frontier: frontier.clone(),
+            Engine::Sqlite if opts.group_commit => Some(GroupCommit::Thread(
+                unit_writer::UnitWriter::start(unit_writer::UnitWriterConfig {
+                    path: sqlite_file(url)?,
+                    synchronous: match opts.sqlite_sync {
+                        SqliteSync::Normal => "NORMAL",
+                        SqliteSync::Full => "FULL",
                     },
-                )?))
-            }
+                    token: writer.clone(),
+                    acquire_timeout: opts.acquire_timeout,
+                    frontier: frontier.clone(),
+                    wal: wal_copy.clone(),
+                })?,
+            )),
             _ => None,
         };
         let mut store = SqlStore {

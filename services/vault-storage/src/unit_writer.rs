@@ -16,9 +16,13 @@
 //! so the two never contend on the file lock, and it keeps the process's access-trail
 //! frontier cache current for the sqlx path. Durability settings are the sqlx writer's.
 
+use std::cell::Cell;
+use std::ffi::c_int;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rusqlite::hooks::Wal;
 use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +32,7 @@ use vault_domain::model::{PseudonymRecord, ReporterRecord};
 use vault_domain::ports::{StoreError, UnitOp, UnitOutcome, UnitRefusal, WriteUnit};
 
 use crate::repo::{FrontierCache, frontier_coords};
+use crate::wal::{self, Plan, WalCopy};
 
 /// Units in one group at most: bounds how long one COMMIT keeps the others waiting.
 const MAX_GROUP: usize = 64;
@@ -35,14 +40,21 @@ const MAX_GROUP: usize = 64;
 const HOLD_TOKEN: Duration = Duration::from_millis(20);
 /// Units waiting for the thread at most; beyond that a caller waits to enqueue.
 const QUEUE: usize = 1024;
-/// WAL frames after which the writer checkpoints by itself: a backstop only. The store's
-/// checkpoint task (on a reader connection) normally keeps the WAL far below it. At
-/// SQLite's default of 1,000 frames this thread checkpointed every few groups under load,
-/// and every unit waiting for it waited out the copy and its fsyncs as well: sealing went
-/// from 70 % to 94 % of baseline A's inserts when it stopped (`tests/bench/run
-/// --connections 32 --engines sqlite --only seal,baseline-a`). 10,000 frames bound the WAL
-/// at about 40 MiB if the task falls behind.
-const WRITER_AUTOCHECKPOINT: u32 = 10_000;
+/// The connection's busy timeout, as on the sqlx connections.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(2000);
+
+thread_local! {
+    /// Frames in the WAL after this thread's last commit, from SQLite's WAL hook (which runs
+    /// on the committing thread).
+    static WAL_FRAMES: Cell<i32> = const { Cell::new(0) };
+}
+
+/// The writer connection's WAL hook. Installing it also removes SQLite's automatic
+/// checkpoint from this connection: [`crate::wal`] does that work instead.
+fn note_wal_frames(_: &Wal, frames: c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.with(|f| f.set(frames));
+    Ok(())
+}
 
 /// The unit's result, and how many units its group held.
 pub(crate) type Reply = oneshot::Sender<(Result<UnitOutcome, StoreError>, usize)>;
@@ -76,6 +88,9 @@ pub(crate) struct UnitWriterConfig {
     pub acquire_timeout: Duration,
     /// The process's access-trail frontier cache, shared with the sqlx path.
     pub frontier: FrontierCache,
+    /// Shared with the store's checkpoint task: who copies the log when, and when this
+    /// thread starts it over.
+    pub wal: Arc<WalCopy>,
 }
 
 impl UnitWriter {
@@ -167,6 +182,16 @@ fn run(
         for ((_, reply), result) in group.drain(..).zip(results) {
             let _ = reply.send((result, size));
         }
+        // Between groups, with the token held (no writer of this process is in the way), and
+        // after the replies: only the units queued meanwhile wait for it.
+        let frames = i64::from(WAL_FRAMES.with(Cell::get));
+        if token.is_some()
+            && cfg.wal.plan(frames) == Plan::Restart
+            && let Some(c) = &conn
+            && wal::restart(c, &cfg.wal, BUSY_TIMEOUT)
+        {
+            WAL_FRAMES.with(|f| f.set(0));
+        }
     }
 }
 
@@ -221,11 +246,13 @@ fn open(cfg: &UnitWriterConfig) -> Result<Connection, StoreError> {
     .map_err(store_err)?;
     // The same settings as the sqlx connections (the journal mode is the file's own).
     c.execute_batch(&format!(
-        "PRAGMA synchronous={}; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=2000; \
-         PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT};",
+        "PRAGMA synchronous={}; PRAGMA foreign_keys=ON;",
         cfg.synchronous
     ))
     .map_err(store_err)?;
+    c.busy_timeout(BUSY_TIMEOUT).map_err(store_err)?;
+    WAL_FRAMES.with(|f| f.set(0));
+    c.wal_hook(Some(note_wal_frames));
     c.set_prepared_statement_cache_capacity(32);
     Ok(c)
 }
