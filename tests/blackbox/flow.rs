@@ -70,6 +70,7 @@ both_engines!(
     rotate_revokes_the_old_pseudonym,
     concurrent_reports_of_one_person_make_one_record,
     concurrent_opens_disclose_once,
+    concurrent_opens_of_many_disclosures_open_each_once,
 );
 
 async fn seal_request_approve_open(engine: Engine) {
@@ -856,5 +857,76 @@ async fn concurrent_opens_disclose_once(engine: Engine) {
             })
             .count();
         assert_eq!(opens, 1, "round {round}: one disclosure_opened event");
+    }
+}
+
+/// Opens of different disclosures that arrive together are committed together (one group on
+/// PostgreSQL: every record checked and locked in one statement, every disclosure opened in
+/// another): each discloses its own person, exactly once, and the trail has one opening each.
+async fn concurrent_opens_of_many_disclosures_open_each_once(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let c = Cast::create(&app).await;
+    let people: Vec<Person> = (0..8).map(|n| Person::nth(500 + n)).collect();
+    let mut disclosures = Vec::new();
+    for (n, person) in people.iter().enumerate() {
+        let sealed = app
+            .seal_ok(
+                &c.cs.token,
+                "140100",
+                &format!("SX-2026-0012{n:02}"),
+                Some(person),
+            )
+            .await;
+        let p = sealed["pseudonym"].as_str().expect("pseudonym");
+        let d = app
+            .request_disclosure_ok(&c.cs.token, p, "verification_contact", &["phone"])
+            .await;
+        app.approve(&c.cust1.token, &d).await.expect(200, "approve");
+        disclosures.push(d);
+    }
+    // Three opens of each, interleaved: 24 at once.
+    let order: Vec<usize> = (0..3).flat_map(|_| 0..disclosures.len()).collect();
+    let answers = futures_util::future::join_all(
+        order
+            .iter()
+            .map(|&i| app.open(&c.cs.token, &disclosures[i])),
+    )
+    .await;
+    let mut opened = vec![0; disclosures.len()];
+    for (&i, r) in order.iter().zip(&answers) {
+        match r.status {
+            200 => {
+                opened[i] += 1;
+                assert_eq!(
+                    r.json()["fields"]["phone"],
+                    people[i].phone.as_str(),
+                    "disclosure {i} discloses its own person"
+                );
+            }
+            409 => assert_eq!(r.code(), "invalid_state", "{}", r.text()),
+            other => panic!("concurrent open answered {other}: {}", r.text()),
+        }
+    }
+    assert_eq!(
+        opened,
+        vec![1; disclosures.len()],
+        "each opens exactly once"
+    );
+    let events = app.events(&c.auditor.token).await;
+    for d in &disclosures {
+        let opens = events
+            .iter()
+            .filter(|e| {
+                e["event"]["action"] == "disclosure_opened"
+                    && e["event"]["disclosure_id"] == d.as_str()
+            })
+            .count();
+        assert_eq!(opens, 1, "{d}: one disclosure_opened event");
+        let stored = app
+            .get_disclosure(&c.cs.token, d)
+            .await
+            .expect(200, "get disclosure");
+        assert_eq!(stored["status"], "opened", "{d}");
+        assert!(stored["opened_at"].is_string(), "{d}: {stored}");
     }
 }

@@ -1,6 +1,8 @@
 //! The ports the domain needs: a transactional store, a key provider and a notifier.
 //! Adapters live elsewhere (`vault-storage` for SQL, the service crate for keys and delivery).
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -72,10 +74,11 @@ pub async fn commit_unit_in_tx(
 /// This is group commit for a store whose units each cost round trips (PostgreSQL): one
 /// `BEGIN … COMMIT`, one trail lock and one WAL flush for the whole group, and the writes
 /// go in by kind, each kind in as few statements as the store can ([`Repo::insert_reporters`],
-/// [`Repo::insert_pseudonyms`], [`Repo::append_events`]). The checks come
-/// first so the group takes its locks in the order a single unit does (records and
-/// disclosures, then the access trail) and never deadlocks with another transaction
-/// over them. A check of a later unit does not see an earlier unit's writes, so the
+/// [`Repo::insert_pseudonyms`], [`Repo::append_events`]); so do the checks that lock
+/// ([`Repo::live_reporters`], then [`Repo::open_approved_disclosures`], each taking its rows
+/// in id order). The checks come first so the group takes its locks in the order a single
+/// unit does (records, disclosures, then the access trail) and never deadlocks with another
+/// transaction over them. A check of a later unit does not see an earlier unit's writes, so the
 /// group answers for them itself: a blind index that an earlier unit of the group inserts
 /// is already `Known`, and a KEK version checked once is not read again (the check holds
 /// its row share-locked until the commit).
@@ -88,7 +91,8 @@ pub async fn commit_units_in_tx(
     mut tx: Box<dyn Tx>,
     units: &[&WriteUnit],
 ) -> Result<Vec<UnitOutcome>, StoreError> {
-    // Checks. Whether people are known is asked once for the whole group.
+    // Checks. Whether people are known, and whether records are live (locking them), is
+    // asked once for the whole group.
     let asked: Vec<[u8; 32]> = units
         .iter()
         .flat_map(|u| u.ops.iter())
@@ -98,26 +102,52 @@ pub async fn commit_units_in_tx(
         })
         .collect();
     let mut known = if asked.is_empty() {
-        std::collections::HashSet::new()
+        HashSet::new()
     } else {
         tx.known_blind_indexes(&asked).await?
     };
-    let mut usable_keks = std::collections::HashSet::new();
-    let mut unused = Vec::new();
+    let records: Vec<&str> = units
+        .iter()
+        .flat_map(|u| u.ops.iter())
+        .filter_map(|op| match op {
+            UnitOp::RequireNotErased(id) => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let live = if records.is_empty() {
+        HashSet::new()
+    } else {
+        tx.live_reporters(&records).await?
+    };
+    let mut usable_keks = HashSet::new();
     let mut refused: Vec<Option<UnitRefusal>> = Vec::with_capacity(units.len());
-    for unit in units {
+    // The units whose checks passed up to their disclosure, which is opened below.
+    let mut opens: Vec<(usize, &str, OffsetDateTime)> = Vec::new();
+    for (i, unit) in units.iter().enumerate() {
         let mut refusal = None;
         for op in unit.ops.iter().filter(|op| op.is_check()) {
             refusal = match op {
                 UnitOp::RequireUnknown(bi) => known.contains(bi).then_some(UnitRefusal::Known),
+                UnitOp::RequireNotErased(id) => {
+                    (!live.contains(id.as_str())).then_some(UnitRefusal::Changed("reporter"))
+                }
                 UnitOp::RequireKekUsable(v) if usable_keks.contains(v) => None,
-                _ => apply_unit_op(tx.as_mut(), op, &mut unused).await?,
+                UnitOp::RequireKekUsable(v) => {
+                    let usable = tx.kek_version_usable(*v).await?;
+                    if usable {
+                        usable_keks.insert(*v);
+                    }
+                    (!usable).then_some(UnitRefusal::KekRetired(*v))
+                }
+                // The last check of its unit (`checks_first`).
+                UnitOp::OpenDisclosure { id, at } => {
+                    opens.push((i, id, *at));
+                    None
+                }
+                _ => None,
             };
             if refusal.is_some() {
                 break;
-            }
-            if let UnitOp::RequireKekUsable(v) = op {
-                usable_keks.insert(*v);
             }
         }
         if refusal.is_none() {
@@ -131,6 +161,19 @@ pub async fn commit_units_in_tx(
             }
         }
         refused.push(refusal);
+    }
+    if !opens.is_empty() {
+        let asked: Vec<(&str, OffsetDateTime)> =
+            opens.iter().map(|(_, id, at)| (*id, *at)).collect();
+        let mut opened = tx.open_approved_disclosures(&asked).await?;
+        // Two units opening one disclosure: the first in the group has it.
+        for (i, id, _) in opens {
+            if !opened.remove(id)
+                && let Some(r) = refused.get_mut(i)
+            {
+                *r = Some(UnitRefusal::Changed("disclosure"));
+            }
+        }
     }
     // Writes, by kind: records before the pseudonyms that refer to them, and the events in
     // unit order, so the trail reads as if the units had committed one after another.
@@ -192,8 +235,21 @@ pub struct WriteUnit {
 impl WriteUnit {
     /// Whether every check comes before every write, and the one check that also writes
     /// ([`UnitOp::OpenDisclosure`]) is the last check: then a refused unit has written
-    /// nothing, and [`commit_units_in_tx`] can run it with others.
+    /// nothing, and [`commit_units_in_tx`] can run it with others. A unit that opens a
+    /// disclosure must also insert no record: the group opens its disclosures after every
+    /// unit's other checks, when later units may already have counted on the record.
     pub fn checks_first(&self) -> bool {
+        let opens = self
+            .ops
+            .iter()
+            .any(|op| matches!(op, UnitOp::OpenDisclosure { .. }));
+        let inserts = self
+            .ops
+            .iter()
+            .any(|op| matches!(op, UnitOp::InsertReporter(_)));
+        if opens && inserts {
+            return false;
+        }
         let mut written = false;
         for op in &self.ops {
             if op.is_check() {
@@ -352,6 +408,13 @@ pub trait Repo: Send {
     async fn insert_reporter(&mut self, r: &ReporterRecord) -> Result<(), StoreError>;
     /// Stores new records, in as few statements as the adapter can.
     async fn insert_reporters(&mut self, rs: &[&ReporterRecord]) -> Result<(), StoreError>;
+    /// Of these records, the ones that exist and are not erased. In a PostgreSQL transaction
+    /// every one found is locked until the transaction ends, in id order, as
+    /// [`Repo::lock_reporter`] locks one.
+    async fn live_reporters(
+        &mut self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
     /// Which of these blind indexes a record already holds (no rows are locked).
     async fn known_blind_indexes(
         &mut self,
@@ -397,6 +460,13 @@ pub trait Repo: Send {
         id: &str,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+    /// [`Repo::open_approved_disclosure`] for several disclosures in one statement where the
+    /// adapter can, each at its own time (the first given, if one is given twice): the ids
+    /// it opened. On PostgreSQL the rows are locked in id order.
+    async fn open_approved_disclosures(
+        &mut self,
+        opens: &[(&str, OffsetDateTime)],
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
     /// Moves a disclosure to a new status.
     async fn update_disclosure_status(
         &mut self,
@@ -795,5 +865,19 @@ mod tests {
         assert!(!unit(vec![append(), UnitOp::RequireKekUsable(1)]).checks_first());
         assert!(!unit(vec![open(), UnitOp::RequireNotErased("rec_x".into())]).checks_first());
         assert!(!unit(vec![open(), open()]).checks_first());
+        // An opening decided after the group's checks must not take a record with it.
+        let record = crate::model::ReporterRecord {
+            id: "rec_x".into(),
+            jurisdiction: crate::values::Jurisdiction::NATIONAL,
+            blind_index: Some([2; 32]),
+            envelope: None,
+            kek_version: None,
+            anonymous: true,
+            claim_code_hash: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            erased_at: None,
+        };
+        assert!(!unit(vec![open(), UnitOp::InsertReporter(record)]).checks_first());
     }
 }

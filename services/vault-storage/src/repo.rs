@@ -376,6 +376,14 @@ fn principal_of(row: &AnyRow) -> Result<Principal, StoreError> {
     })
 }
 
+/// `$1, $2, …, $n`.
+fn numbered(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn reporter_of(row: &AnyRow) -> Result<ReporterRecord, StoreError> {
     let kek: Option<i64> = get(row, "kek_version")?;
     Ok(ReporterRecord {
@@ -628,10 +636,7 @@ impl Repo for SqlConn {
         for chunk in indexes.chunks(200) {
             let sql = format!(
                 "SELECT blind_index FROM reporters WHERE blind_index IN ({})",
-                (1..=chunk.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                numbered(chunk.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for bi in chunk {
@@ -642,6 +647,38 @@ impl Repo for SqlConn {
             }
         }
         Ok(known)
+    }
+
+    async fn live_reporters(
+        &mut self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut ids: Vec<&str> = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        // PostgreSQL locks the rows as it returns them: in id order, the order every group
+        // and every other transaction that locks several records takes them in.
+        let lock = if self.engine == Engine::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let mut live = std::collections::HashSet::new();
+        for chunk in ids.chunks(200) {
+            let sql = format!(
+                "SELECT id FROM reporters WHERE id IN ({}) AND erased_at IS NULL \
+                 AND envelope IS NOT NULL ORDER BY id{lock}",
+                numbered(chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind((*id).to_owned());
+            }
+            for row in q.fetch_all(self.c()).await.map_err(unavailable)? {
+                live.insert(get::<String>(&row, "id")?);
+            }
+        }
+        Ok(live)
     }
 
     async fn update_reporter_envelope(
@@ -840,6 +877,49 @@ impl Repo for SqlConn {
         .await
         .map_err(unavailable)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn open_approved_disclosures(
+        &mut self,
+        opens: &[(&str, OffsetDateTime)],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut opens: Vec<(&str, OffsetDateTime)> = opens.to_vec();
+        opens.sort_by(|a, b| a.0.cmp(b.0));
+        opens.dedup_by(|later, first| later.0 == first.0);
+        let mut opened = std::collections::HashSet::new();
+        for chunk in opens.chunks(100) {
+            // One time per disclosure: CASE id WHEN $1 THEN $2 WHEN $3 THEN $4 … END.
+            let n = chunk.len();
+            let cases: String = (0..n)
+                .map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let ids: Vec<String> = (0..n).map(|i| format!("${}", 2 * n + 1 + i)).collect();
+            let ids = ids.join(", ");
+            // PostgreSQL: the rows locked in id order first, as `live_reporters` does.
+            let which = if self.engine == Engine::Postgres {
+                format!(
+                    "(SELECT id FROM disclosures WHERE id IN ({ids}) AND status = 'approved' \
+                     ORDER BY id FOR UPDATE)"
+                )
+            } else {
+                format!("({ids})")
+            };
+            let sql = format!(
+                "UPDATE disclosures SET status = 'opened', opened_at = CASE id{cases} END \
+                 WHERE status = 'approved' AND id IN {which} RETURNING id"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, at) in chunk {
+                q = q.bind((*id).to_owned()).bind(ts(*at));
+            }
+            for (id, _) in chunk {
+                q = q.bind((*id).to_owned());
+            }
+            for row in q.fetch_all(self.c()).await.map_err(unavailable)? {
+                opened.insert(get::<String>(&row, "id")?);
+            }
+        }
+        Ok(opened)
     }
 
     async fn update_disclosure_status(
