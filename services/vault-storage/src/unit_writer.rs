@@ -244,9 +244,11 @@ fn open(cfg: &UnitWriterConfig) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(store_err)?;
-    // The same settings as the sqlx connections (the journal mode is the file's own).
+    // The same settings as the sqlx connections (the journal mode is the file's own), and
+    // the units' savepoint journals in memory: a group's outgrew SQLite's 64 KiB in-memory
+    // spill limit, and every group then created, wrote and unlinked a temporary file.
     c.execute_batch(&format!(
-        "PRAGMA synchronous={}; PRAGMA foreign_keys=ON;",
+        "PRAGMA synchronous={}; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
         cfg.synchronous
     ))
     .map_err(store_err)?;
