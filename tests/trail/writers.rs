@@ -265,11 +265,18 @@ async fn three_processes_one_log() {
         "audit verify after concurrent writers: {}",
         out.all()
     );
-    let checkpoints = storage.count("audit_checkpoints").await;
-    assert!(
-        checkpoints >= 2,
-        "periodic checkpoints were signed: {checkpoints}"
-    );
+    // The leader signed the log the three processes wrote, up to its end (periodically
+    // while they wrote, or, when all 300 seals landed within one of its 250 ms polls, once
+    // then; and at its shutdown if anything came after). How many checkpoints that takes
+    // depends on the machine's speed, so only the coverage is asserted.
+    let mut conn = storage.superuser().await;
+    let signed = scalar_i64(
+        &mut conn,
+        "SELECT COALESCE(MAX(size), 0) FROM audit_checkpoints",
+    )
+    .await;
+    drop(conn);
+    assert_eq!(signed, n, "the signed checkpoints cover the whole log");
     assert!(
         failures.is_empty(),
         "{} of {total} concurrent seals failed: {failures:?}",
