@@ -849,14 +849,11 @@ async fn concurrent_opens_disclose_once(engine: Engine) {
             "round {round}: exactly one concurrent open discloses"
         );
         let events = app.events(&c.auditor.token).await;
-        let opens = events
-            .iter()
-            .filter(|e| {
-                e["event"]["action"] == "disclosure_opened"
-                    && e["event"]["disclosure_id"] == d.as_str()
-            })
-            .count();
-        assert_eq!(opens, 1, "round {round}: one disclosure_opened event");
+        assert_eq!(
+            openings(&events, &d),
+            1,
+            "round {round}: one disclosure_opened event"
+        );
     }
 }
 
@@ -914,14 +911,7 @@ async fn concurrent_opens_of_many_disclosures_open_each_once(engine: Engine) {
     );
     let events = app.events(&c.auditor.token).await;
     for d in &disclosures {
-        let opens = events
-            .iter()
-            .filter(|e| {
-                e["event"]["action"] == "disclosure_opened"
-                    && e["event"]["disclosure_id"] == d.as_str()
-            })
-            .count();
-        assert_eq!(opens, 1, "{d}: one disclosure_opened event");
+        assert_eq!(openings(&events, d), 1, "{d}: one disclosure_opened event");
         let stored = app
             .get_disclosure(&c.cs.token, d)
             .await
@@ -929,4 +919,12 @@ async fn concurrent_opens_of_many_disclosures_open_each_once(engine: Engine) {
         assert_eq!(stored["status"], "opened", "{d}");
         assert!(stored["opened_at"].is_string(), "{d}: {stored}");
     }
+}
+
+/// How many `disclosure_opened` events of the trail name disclosure `d`.
+fn openings(events: &[Value], d: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["event"]["action"] == "disclosure_opened" && e["event"]["disclosure_id"] == d)
+        .count()
 }
